@@ -1,0 +1,1 @@
+"""The `speedrun` command line; see `speedrun.cli`."""

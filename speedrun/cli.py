@@ -1,0 +1,124 @@
+"""`speedrun`: the command line. The only layer that sees both `validator` and `leaderboard`, and the only
+place where exceptions become exit codes (0 valid, 1 invalid submission, 2 usage or internal error)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from validator import __version__
+from validator.problems import SpeedrunError
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def _guard(fn):
+    """Turn library errors into one line and exit 2; never show a traceback unless SPEEDRUN_DEBUG is set."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except SpeedrunError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_USAGE)
+        except Exception as exc:  # noqa: BLE001 - the boundary: anything unexpected is an internal error
+            if os.environ.get("SPEEDRUN_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (set SPEEDRUN_DEBUG=1 for details)", err=True)
+            sys.exit(EXIT_USAGE)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="speedrun")
+def cli() -> None:
+    """Validate ML training speedrun submissions and build their leaderboards."""
+
+
+FORMATS = ["text", "markdown", "json", "github"]
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="Report format: text for terminals, markdown for PR comments, json for machines, github for annotations.")
+@click.option("--tracks", "tracks_root", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Folder holding <track>/track.yaml, for runs that do not sit inside their track's folder.")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the report to this file.")
+@_guard
+def validate(paths: tuple[Path, ...], fmt: str, tracks_root: Path | None, output: Path | None) -> None:
+    """Check run folders, track folders or a whole runs/ tree (default: runs/)."""
+    from validator.checker import Checker
+    from validator.reporter import REPORTERS
+
+    targets = list(paths) or [Path("runs")]
+    if tracks_root is None and not paths and Path("runs").is_dir():
+        tracks_root = Path("runs")
+    report = Checker(tracks_root=tracks_root).check_paths(targets)
+    rendered = REPORTERS[fmt](report)
+    click.echo(rendered, nl=False)
+    if output:
+        output.write_text(rendered, encoding="utf-8")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary and fmt in ("markdown", "github"):
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(REPORTERS["markdown"](report))
+    sys.exit(EXIT_OK if report.valid else EXIT_INVALID)
+
+
+@cli.command()
+@click.option("--check", is_flag=True, help="Exit 1 if the committed schemas or reference docs differ from the models.")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=".", show_default=True,
+              help="Project root holding schemas/ and docs/reference/.")
+@_guard
+def schemas(check: bool, root: Path) -> None:
+    """Write schemas/*.schema.json and docs/reference/*.md from the pydantic models."""
+    from validator import schemas as gen
+
+    if check:
+        stale = gen.drift(root)
+        for rel in stale:
+            click.echo(f"{rel}: out of date with the models; run `speedrun schemas` and commit the result", err=True)
+        if stale:
+            sys.exit(EXIT_INVALID)
+        click.echo("schemas and reference docs are up to date")
+        return
+    written = gen.write(root)
+    click.echo("\n".join(f"wrote {w}" for w in written) if written else "schemas and reference docs are up to date")
+
+
+@cli.command()
+@click.option("--runs", "runs_dir", type=click.Path(path_type=Path, file_okay=False, exists=True), default="runs",
+              show_default=True, help="Folder of tracks and runs.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default="site", show_default=True,
+              help="Where to write the site (replaced atomically).")
+@_guard
+def build(runs_dir: Path, out_dir: Path) -> None:
+    """Validate every run and render the leaderboard site."""
+    from leaderboard.build import build_site
+
+    summary = build_site(runs_dir, out_dir, progress=lambda msg: click.echo(msg, err=True))
+    click.echo(
+        f"built {out_dir}/: {summary.tracks} track(s), {summary.valid_runs} ranked run(s), "
+        f"{summary.invalid_runs} invalid run(s) listed with their errors"
+    )
+
+
+def main() -> None:
+    cli(prog_name="speedrun")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Check tracks and runs: load, JSON Schema, pydantic model, then the cross-field rules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from pydantic import BaseModel, ValidationError
+
+from . import schemas
+from .discover import ANALYSIS_NAMES, TRACK_FILE, Targets, discover
+from .loader import load_document
+from .models import RunAnalysis, Track
+from .problems import Problems, json_path
+from .result import Report, RunResult, TrackResult
+from .rules import RunContext, run_checks, symlink_escapes
+
+
+def display_path(path: Path) -> str:
+    """Paths relative to the working directory when inside it: that is what users typed and what CI shows."""
+    try:
+        return os.path.relpath(path, Path.cwd()) if path.is_absolute() else str(path)
+    except ValueError:
+        return str(path)
+
+
+def _to_model(model: type[BaseModel], data: object, problems: Problems) -> BaseModel | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = [p for p in err["loc"] if not (isinstance(p, str) and p in {"function-after", "tagged-union"})]
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.error(json_path(loc), "invalid-model", msg, "see docs/reference/ for the field's rules")
+        return None
+
+
+def load_validated(path: Path, name: str, problems: Problems) -> BaseModel | None:
+    """Parse, schema-check and build the model of one document; None if any step fails."""
+    before = len(problems.items)
+    data = load_document(path, problems.file, problems)
+    if data is None:
+        return None
+    skip = frozenset(p.path for p in problems.items[before:] if p.rule == "non-finite")
+    if not schemas.validate(name, data, problems, skip) or skip:
+        return None
+    return _to_model(schemas.MODELS[name], data, problems)
+
+
+class Checker:
+    """Checks runs against their tracks; caches each track so a runs/ tree loads every track.yaml once."""
+
+    def __init__(self, tracks_root: Path | None = None) -> None:
+        self.tracks_root = tracks_root
+        self._tracks: dict[Path, TrackResult] = {}
+
+    def check_track(self, track_dir: Path) -> TrackResult:
+        key = track_dir.resolve()
+        if key in self._tracks:
+            return self._tracks[key]
+        file = track_dir / TRACK_FILE
+        problems = Problems(display_path(file))
+        track = load_validated(file, "track", problems)
+        if track is not None and track.id != track_dir.name:
+            problems.error("$.id", "track-id-mismatch", f"id is {track.id!r} but the folder is {track_dir.name!r}",
+                           f"set id to {track_dir.name!r} or rename the folder")
+        result = TrackResult(track_dir, display_path(track_dir), track.id if track else track_dir.name, track,
+                             problems.items)
+        self._tracks[key] = result
+        return result
+
+    def _track_for(self, run_dir: Path, track_id: str | None) -> tuple[TrackResult | None, bool]:
+        """The run's track and whether the run sits inside that track's folder."""
+        parent = run_dir.parent
+        if (parent / TRACK_FILE).is_file():
+            return self.check_track(parent), True
+        roots = [r for r in (self.tracks_root, parent.parent) if r is not None]
+        if track_id:
+            for root in roots:
+                if (root / track_id / TRACK_FILE).is_file():
+                    return self.check_track(root / track_id), False
+        return None, False
+
+    def check_run(self, run_dir: Path) -> RunResult:
+        result = RunResult(run_dir, display_path(run_dir), run_dir.name, None)
+        found = [n for n in ANALYSIS_NAMES if (run_dir / n).exists()]
+        if not found:
+            p = Problems(display_path(run_dir / ANALYSIS_NAMES[0]))
+            p.error("$", "missing-analysis", "the run folder has no speedrun_analysis.json (or .yaml)",
+                    "run your run.py: it writes the analysis file; see CONTRIBUTING.md")
+            track, _ = self._track_for(run_dir, None)
+            result.track_id = track.track_id if track else None
+            result.problems = p.items
+            return result
+        file = run_dir / found[0]
+        problems = Problems(display_path(file))
+        if len(found) > 1:
+            problems.error("$", "ambiguous-analysis", f"the run folder has {' and '.join(found)}",
+                           "keep exactly one analysis file")
+        symlink_escapes(run_dir, problems)
+        analysis = load_validated(file, "run", problems)
+        result.analysis = analysis
+        track_result, inside = self._track_for(run_dir, analysis.track if analysis else None)
+        result.track_id = track_result.track_id if track_result else (analysis.track if analysis else None)
+        if analysis is not None:
+            if track_result is None:
+                problems.error("$.track", "unknown-track", f"track {analysis.track!r} does not exist",
+                               "put the run under runs/<track>/ of an existing track (see runs/*/track.yaml)")
+            elif track_result.track is None or track_result.errors:
+                problems.error("$.track", "track-invalid", f"track {track_result.track_id!r} has errors; "
+                               "the run cannot be judged against it", f"fix {track_result.display}/{TRACK_FILE} first")
+            else:
+                track = track_result.track
+                result.track = track
+                if inside and analysis.track != track.id:
+                    problems.error("$.track", "track-mismatch",
+                                   f"track is {analysis.track!r} but the run sits in track folder {track.id!r}",
+                                   f"set track to {track.id!r} or move the folder")
+                run_checks(RunContext(run_dir, analysis, track, problems))
+        result.problems = problems.items
+        return result
+
+    def check_targets(self, targets: Targets) -> Report:
+        report = Report()
+        for track_dir in targets.tracks:
+            report.tracks.append(self.check_track(track_dir))
+        for orphan in targets.orphans:
+            p = Problems(display_path(orphan / TRACK_FILE))
+            p.error("$", "missing-track-file", f"{display_path(orphan)} has no {TRACK_FILE}",
+                    "add the track's rules or move its runs under an existing track")
+            report.tracks.append(TrackResult(orphan, display_path(orphan), orphan.name, None, p.items))
+        for run_dir in targets.runs:
+            report.runs.append(self.check_run(run_dir))
+        return report
+
+    def check_paths(self, paths: Iterable[Path]) -> Report:
+        return self.check_targets(discover(list(paths)))

@@ -1,0 +1,246 @@
+"""The track format: `runs/<track>/track.yaml`, one competition track's rules as data."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from .common import SCHEMA_VERSION, Direction, Link, Slug, StrictModel
+
+
+class Competition(StrictModel):
+    id: Slug = Field(description="Competition id; tracks sharing it are grouped on the index page.")
+    title: str = Field(description="Competition name shown on the site, e.g. 'Marin Speedrun'.")
+    url: str | None = Field(default=None, description="Home page of the competition.", pattern=r"^https?://")
+
+
+class Task(StrictModel):
+    kind: Literal[
+        "classification",
+        "generation",
+        "reconstruction",
+        "self-supervised",
+        "contrastive",
+        "language-modeling",
+        "other",
+    ] = Field(description="Family of the task; any image task is allowed on image tracks.")
+    description: str = Field(description="What the model must learn and how it is judged, in one or two sentences.")
+
+
+class Splits(StrictModel):
+    train: int = Field(ge=0, description="Number of training samples.")
+    val: int | None = Field(default=None, ge=0, description="Number of validation samples (null if the split does not exist).")
+    test: int | None = Field(default=None, ge=0, description="Number of test samples (null if the split does not exist).")
+
+
+class Dataset(StrictModel):
+    name: str = Field(description="Dataset name, e.g. 'sklearn-digits'.")
+    version: str = Field(description="Dataset version (package version, release tag or checksum date).")
+    resolution: str | None = Field(
+        default=None, description="Input resolution, e.g. '8x8' for images or '1024 tokens' for text; null if not applicable."
+    )
+    splits: Splits = Field(description="Fixed sizes of the train/val/test splits.")
+    source: str = Field(description="Where the data comes from and how the splits are made (public, no download at run time).")
+    checksum: str | None = Field(
+        default=None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="sha256 of the canonical split (format 'sha256:<hex>'); runs must report the same value.",
+    )
+
+
+class BudgetCounts(StrictModel):
+    training: bool = Field(default=True, description="Samples that received a gradient count (forward + backward).")
+    forward_only: bool = Field(
+        default=True, description="Samples only scored by a forward pass (data-selection methods such as AST) count."
+    )
+    evaluation: bool = Field(default=False, description="Evaluation passes count towards the budget.")
+
+
+class Budget(StrictModel):
+    kind: Literal["flops", "samples"] = Field(
+        description="'flops': total training FLOPs (2 per multiply-accumulate, forward + backward as executed); "
+        "'samples': training samples that contributed a gradient."
+    )
+    limit: float = Field(gt=0, description="Upper bound a run may not exceed, in FLOPs or samples.")
+    counts: BudgetCounts = Field(default_factory=BudgetCounts, description="Which passes count towards the budget.")
+
+
+class Metric(StrictModel):
+    id: Slug = Field(description="Key used in curves and final results, e.g. 'val_top1'.")
+    name: str = Field(description="Display name, e.g. 'Top-1 accuracy (val)'.")
+    description: str = Field(description="How the metric is computed.")
+    direction: Direction = Field(description="'higher' if larger values are better, 'lower' otherwise. Always explicit.")
+    min: float | None = Field(default=None, description="Smallest valid value (inclusive); null for unbounded.")
+    max: float | None = Field(default=None, description="Largest valid value (inclusive); null for unbounded.")
+    unit: str | None = Field(default=None, description="Unit shown next to values, e.g. 'bits/byte'.")
+    split: Literal["train", "val", "test"] = Field(description="Split the metric is evaluated on.")
+    protocol: str = Field(description="Evaluation protocol: preprocessing, number of samples, averaging.")
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> "Metric":
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"metric {self.id!r}: min ({self.min}) is larger than max ({self.max})")
+        return self
+
+
+class Checkpoints(StrictModel):
+    samples: list[Annotated[int, Field(gt=0)]] | None = Field(
+        default=None, description="Sample-count milestones at which every curve must have a point."
+    )
+    dataset_multiples: list[Annotated[float, Field(gt=0)]] | None = Field(
+        default=None, description="Milestones as multiples of the training-set size (resolved with dataset.splits.train)."
+    )
+    allow_extra: bool = Field(default=False, description="Whether curves may carry points between milestones.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Checkpoints":
+        if (self.samples is None) == (self.dataset_multiples is None):
+            raise ValueError("checkpoints: give exactly one of 'samples' or 'dataset_multiples'")
+        return self
+
+
+class _Rule(StrictModel):
+    metric: str | None = Field(default=None, description="Metric id the rule reads; defaults to the track's primary metric.")
+
+
+class FinalMetricRule(_Rule):
+    kind: Literal["final_metric"] = Field(description="Rank by the final value of the metric (mean over seeds).")
+
+
+class ThresholdRule(_Rule):
+    kind: Literal["samples_to_threshold"] = Field(
+        description="Rank by samples needed to reach the threshold, interpolated between checkpoints; 'not reached' ranks last."
+    )
+    threshold: float = Field(description="Metric value to reach.")
+
+
+class BudgetRule(_Rule):
+    kind: Literal["metric_at_budget"] = Field(description="Rank by the metric interpolated at a fixed sample budget.")
+    samples: int = Field(gt=0, description="Sample budget at which the metric is read.")
+
+
+class AUCRule(_Rule):
+    kind: Literal["auc"] = Field(description="Rank by the area under the metric-vs-samples curve, normalised to [0, 1].")
+    sample_limit: int = Field(gt=0, description="Upper end of the integration range in samples.")
+    axis: Literal["linear", "log"] = Field(default="linear", description="Integrate over samples or log(samples).")
+
+
+class SettingsMeanRule(_Rule):
+    kind: Literal["settings_mean"] = Field(
+        description="Rank by the mean of the final metric over all settings; a run missing a setting is not ranked."
+    )
+
+
+class BaselineDeltaRule(_Rule):
+    kind: Literal["baseline_delta"] = Field(description="Rank by the metric difference against each run's named baseline.")
+
+
+RankRule = Annotated[
+    Union[FinalMetricRule, ThresholdRule, BudgetRule, AUCRule, SettingsMeanRule, BaselineDeltaRule],
+    Field(discriminator="kind"),
+]
+
+
+class Ranking(StrictModel):
+    primary: RankRule = Field(description="The rule that orders the leaderboard.")
+    tie_breakers: list[RankRule] = Field(default_factory=list, description="Rules applied in order when the primary ties.")
+
+
+class Setting(StrictModel):
+    id: Slug = Field(description="Setting id, e.g. 'small'.")
+    title: str = Field(description="Display name.")
+    train_samples: int = Field(ge=0, description="Training-set size in this setting.")
+    description: str | None = Field(default=None, description="What else differs in this setting.")
+
+
+class Significance(StrictModel):
+    test: Literal["one-sided-t"] = Field(description="Statistical test a record claim must pass.")
+    alpha: float = Field(gt=0, lt=1, description="Significance level, e.g. 0.05 (MLPerf) or 0.01 (modded-nanogpt).")
+    against: Literal["threshold", "record"] = Field(description="Compare seeds against the threshold or the current record.")
+
+
+class SeedsPolicy(StrictModel):
+    minimum: int = Field(default=1, ge=1, description="Fewest distinct seeds a run must report.")
+    significance: Significance | None = Field(default=None, description="Test for record claims; null for none.")
+
+
+class FrozenFile(StrictModel):
+    path: str = Field(description="Path relative to the track's frozen reference folder.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the file's bytes.")
+
+
+class Constrained(StrictModel):
+    reference: str = Field(default="_reference", description="Folder inside the track holding the frozen reference code.")
+    editable: list[str] = Field(min_length=1, description="Glob patterns (relative to the run folder) a submission may change.")
+    config: str = Field(description="The one hyperparameter config file a submission may change.")
+    frozen: list[FrozenFile] = Field(default_factory=list, description="Manifest of frozen files (written by `speedrun freeze`).")
+
+
+class SubmissionPolicy(StrictModel):
+    max_submissions: int = Field(ge=1, description="Submissions allowed per team within the window.")
+    window_days: int = Field(ge=1, description="Length of the rate-limit window in days (MaxCLIP: 14).")
+    fix_window_hours: int = Field(
+        default=0, ge=0, description="Hours after a technical failure during which a fix to the same run does not count (MaxCLIP: 48)."
+    )
+
+
+class Tolerance(StrictModel):
+    metric_abs: float = Field(default=0.01, ge=0, description="Largest absolute difference of a final metric in a reproduction.")
+    samples_rel: float = Field(default=0.0, ge=0, description="Largest relative difference in samples seen.")
+
+
+class Track(StrictModel):
+    """One track of a competition: everything its leaderboard must state."""
+
+    schema_version: Literal[1] = Field(description=f"Format version of this file; currently {SCHEMA_VERSION}.")
+    id: Slug = Field(description="Track id; must equal the track's folder name under runs/.")
+    title: str = Field(description="Display name of the track.")
+    competition: Competition = Field(description="The competition this track belongs to.")
+    description: str = Field(description="What the track measures, in a paragraph.")
+    rules_version: str = Field(description="Version of these rules, shown on every page; bump it when rules change.")
+    board: Literal["standard", "unconstrained"] = Field(
+        default="standard",
+        description="'standard': runs trained with this repo's scripts; 'unconstrained': results reported elsewhere, each cited.",
+    )
+    task: Task = Field(description="The task.")
+    dataset: Dataset = Field(description="The dataset and its fixed splits.")
+    budget: Budget | None = Field(default=None, description="Compute budget; null for boards without one.")
+    metrics: list[Metric] = Field(min_length=1, description="Every metric runs may report.")
+    primary_metric: str = Field(description="Id of the metric the leaderboard is about.")
+    checkpoints: Checkpoints | None = Field(default=None, description="Milestones every curve must hit; null for none.")
+    ranking: Ranking = Field(description="How runs are ordered.")
+    settings: list[Setting] = Field(
+        default_factory=list, description="Settings each run is trained in (MaxCLIP small/medium/large); empty for one."
+    )
+    seeds: SeedsPolicy = Field(default_factory=SeedsPolicy, description="Seeds policy.")
+    constrained: Constrained | None = Field(default=None, description="Frozen code and editable globs; null if unconstrained.")
+    submission_policy: SubmissionPolicy | None = Field(default=None, description="Rate limit per team; null for none.")
+    tolerance: Tolerance = Field(default_factory=Tolerance, description="How close a reproduction must come.")
+    rules: list[str] = Field(default_factory=list, description="Rules in words (anti-gaming, data), listed on every page.")
+    links: list[Link] = Field(default_factory=list, description="Further reading.")
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> "Track":
+        ids = [m.id for m in self.metrics]
+        if len(set(ids)) != len(ids):
+            raise ValueError("metrics: metric ids must be unique")
+        if self.primary_metric not in ids:
+            raise ValueError(f"primary_metric {self.primary_metric!r} is not one of the metrics {ids}")
+        for rule in [self.ranking.primary, *self.ranking.tie_breakers]:
+            if rule.metric is not None and rule.metric not in ids:
+                raise ValueError(f"ranking rule {rule.kind!r} names unknown metric {rule.metric!r}")
+            if rule.kind == "settings_mean" and not self.settings:
+                raise ValueError("ranking rule 'settings_mean' needs at least one entry in 'settings'")
+        return self
+
+    def metric(self, metric_id: str) -> Metric | None:
+        return next((m for m in self.metrics if m.id == metric_id), None)
+
+    def checkpoint_samples(self) -> list[int]:
+        """Milestones in samples, sorted, with dataset multiples resolved."""
+        if self.checkpoints is None:
+            return []
+        if self.checkpoints.samples is not None:
+            return sorted(set(self.checkpoints.samples))
+        return sorted({round(m * self.dataset.splits.train) for m in self.checkpoints.dataset_multiples or []})

@@ -1,0 +1,139 @@
+"""Render a `Report` for a terminal, a PR comment, machines, or GitHub annotations. Picked by name."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from .problems import Problem
+from .result import Report, RunResult, TrackResult
+
+COMMENT_MARKER = "<!-- speedrun-report -->"
+
+
+def _status(valid: bool, warnings: list[Problem]) -> str:
+    if not valid:
+        return "invalid"
+    return "valid, needs review" if warnings else "valid"
+
+
+def text(report: Report) -> str:
+    lines: list[str] = []
+    for t in report.tracks:
+        if t.problems:
+            lines.append(f"track {t.display}: {'invalid' if t.errors else 'valid'}")
+            lines += _problem_lines(t.problems)
+    for r in report.runs:
+        lines.append(f"{r.display} ({r.track_id or 'no track'}): {_status(r.valid, r.warnings)}")
+        lines += _problem_lines(r.errors + r.warnings)
+    n_bad = sum(not r.valid for r in report.runs)
+    n_bad_tracks = sum(not t.valid for t in report.tracks)
+    summary = f"{len(report.runs)} run(s) checked: {len(report.runs) - n_bad} valid, {n_bad} invalid"
+    if n_bad_tracks:
+        summary += f"; {n_bad_tracks} track file(s) invalid"
+    lines.append(summary)
+    return "\n".join(lines) + "\n"
+
+
+def _problem_lines(problems: list[Problem]) -> list[str]:
+    out = []
+    for p in problems:
+        prefix = "  error: " if p.severity == "error" else "  warning: "
+        out.append(prefix + p.line())
+        if p.hint:
+            out.append(f"    fix: {p.hint}")
+    return out
+
+
+def _run_json(r: RunResult) -> dict:
+    def item(p: Problem) -> dict:
+        return {"rule": p.rule, "path": p.path, "message": p.message, "file": p.file, "hint": p.hint}
+
+    out = {
+        "path": r.display,
+        "track": r.track_id,
+        "valid": r.valid,
+        "errors": [item(p) for p in r.errors],
+        "warnings": [item(p) for p in r.warnings],
+    }
+    if r.compute is not None:
+        out["compute"] = r.compute
+    return out
+
+
+def _track_json(t: TrackResult) -> dict:
+    return {
+        "path": t.display,
+        "track": t.track_id,
+        "valid": t.valid,
+        "errors": [{"rule": p.rule, "path": p.path, "message": p.message, "file": p.file, "hint": p.hint}
+                   for p in t.errors],
+    }
+
+
+def json_format(report: Report) -> str:
+    payload = {
+        "valid": report.valid,
+        "runs": [_run_json(r) for r in report.runs],
+        "tracks": [_track_json(t) for t in report.tracks],
+    }
+    return json.dumps(payload, indent=2, sort_keys=False) + "\n"
+
+
+def _md(text_: str) -> str:
+    return text_.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown(report: Report) -> str:
+    n_bad = sum(not r.valid for r in report.runs) + sum(not t.valid for t in report.tracks)
+    verdict = "✅ All submissions are valid." if n_bad == 0 else f"❌ {n_bad} problem submission(s) found."
+    lines = [COMMENT_MARKER, "## Speedrun validation", "", f"**{verdict}**", ""]
+    for t in report.tracks:
+        if t.problems:
+            lines += [f"### Track `{_md(t.display)}`", "", "| rule | where | problem | how to fix |", "|---|---|---|---|"]
+            lines += [f"| `{p.rule}` | `{_md(p.path)}` | {_md(p.message)} | {_md(p.hint)} |" for p in t.problems]
+            lines.append("")
+    for r in report.runs:
+        icon = "❌" if not r.valid else ("⚠️" if r.warnings else "✅")
+        lines += [f"### {icon} `{_md(r.display)}` on track `{_md(r.track_id or '?')}`: {_status(r.valid, r.warnings)}", ""]
+        problems = r.errors + r.warnings
+        if problems:
+            lines += ["| | rule | where | problem | how to fix |", "|---|---|---|---|---|"]
+            for p in problems:
+                sev = "error" if p.severity == "error" else "warning"
+                lines.append(f"| {sev} | `{p.rule}` | `{_md(p.file)}::{_md(p.path)}` | {_md(p.message)} | {_md(p.hint)} |")
+            lines.append("")
+    versions = sorted({f"{r.track.id} rules v{r.track.rules_version}" for r in report.runs if r.track})
+    footer = "Checked by `speedrun validate`"
+    if versions:
+        footer += " against " + ", ".join(versions)
+    lines += ["---", f"<sub>{footer}. Numbers computed in a PR job are unverified until a maintainer reproduces them.</sub>", ""]
+    return "\n".join(lines)
+
+
+def _gh_escape(value: str, prop: bool = False) -> str:
+    value = value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        value = value.replace(":", "%3A").replace(",", "%2C")
+    return value
+
+
+def github(report: Report) -> str:
+    lines = []
+    all_problems = [p for t in report.tracks for p in t.problems] + [
+        p for r in report.runs for p in r.errors + r.warnings
+    ]
+    for p in all_problems:
+        kind = "error" if p.severity == "error" else "warning"
+        msg = f"{p.path}: {p.message}" + (f" (fix: {p.hint})" if p.hint else "")
+        lines.append(f"::{kind} file={_gh_escape(p.file, True)},title={_gh_escape(p.rule, True)}::{_gh_escape(msg)}")
+    lines.append(text(report).rstrip("\n").splitlines()[-1])
+    return "\n".join(lines) + "\n"
+
+
+REPORTERS: dict[str, Callable[[Report], str]] = {
+    "text": text,
+    "markdown": markdown,
+    "json": json_format,
+    "github": github,
+}
