@@ -1,0 +1,1 @@
+"""Everything about many runs: ranking, rendering, exports. May import `validator`, never the reverse."""

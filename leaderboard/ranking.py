@@ -1,0 +1,209 @@
+"""Ranking rules as pure functions over validated runs.
+
+A rule turns each seed's result into one figure; a run's figure is the mean over seeds (with std and n); runs are
+ordered by the primary rule, then the tie-breakers. A figure of None means "not reached" or "incomplete": such runs
+rank after every run with a figure, in the order of their tie-breakers.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from validator.models import RunAnalysis, Track
+from validator.models.run import SeedResult
+from validator.models.track import (
+    AUCRule,
+    BaselineDeltaRule,
+    BudgetRule,
+    FinalMetricRule,
+    SettingsMeanRule,
+    ThresholdRule,
+)
+
+Curve = Sequence[tuple[float, float]]
+
+
+def curve_of(result: SeedResult, metric: str) -> list[tuple[float, float]]:
+    return [(p.samples, (p.model_extra or {})[metric]) for p in result.curve if metric in (p.model_extra or {})]
+
+
+def interpolate(curve: Curve, x: float, axis: str = "linear") -> float | None:
+    """Metric at `x` samples, linear between checkpoints (in log samples on a log axis); None outside the curve."""
+    if not curve or x < curve[0][0] or x > curve[-1][0]:
+        return None
+    for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
+        if x0 <= x <= x1:
+            if x1 == x0:
+                return y1
+            if axis == "log" and x0 > 0:
+                t = (math.log(x) - math.log(x0)) / (math.log(x1) - math.log(x0))
+            else:
+                t = (x - x0) / (x1 - x0)
+            return y0 + t * (y1 - y0)
+    return curve[-1][1]
+
+
+def samples_to_threshold(curve: Curve, threshold: float, direction: str) -> float | None:
+    """Samples at which the curve first reaches `threshold`, interpolated linearly; None if never reached."""
+    def reached(v: float) -> bool:
+        return v >= threshold if direction == "higher" else v <= threshold
+
+    for i, (x, y) in enumerate(curve):
+        if reached(y):
+            if i == 0:
+                return float(x)
+            x0, y0 = curve[i - 1]
+            return x0 + (threshold - y0) / (y - y0) * (x - x0)
+    return None
+
+
+def auc(curve: Curve, sample_limit: float, axis: str, vmin: float | None, vmax: float | None) -> float | None:
+    """Mean metric over [first checkpoint, sample_limit] (trapezoids; in log samples on a log axis), mapped to
+    [0, 1] of the metric's range when it has one. The last value is held if the curve stops before the limit."""
+    pts = [(x, y) for x, y in curve if x <= sample_limit]
+    if not pts:
+        return None
+    if pts[-1][0] < sample_limit:
+        beyond = interpolate(curve, sample_limit)
+        pts.append((sample_limit, beyond if beyond is not None else pts[-1][1]))
+    if len(pts) < 2:
+        return None
+    tx = (lambda v: math.log(v)) if axis == "log" else (lambda v: float(v))
+    if axis == "log" and pts[0][0] <= 0:
+        pts = [p for p in pts if p[0] > 0]
+    area = sum((tx(x1) - tx(x0)) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(pts, pts[1:]))
+    width = tx(pts[-1][0]) - tx(pts[0][0])
+    if width <= 0:
+        return None
+    mean = area / width
+    if vmin is not None and vmax is not None and vmax > vmin:
+        return (mean - vmin) / (vmax - vmin)
+    return mean
+
+
+@dataclass(frozen=True)
+class Figure:
+    mean: float | None
+    std: float | None
+    n: int
+    values: tuple[float | None, ...] = ()
+
+    @classmethod
+    def of(cls, values: Sequence[float | None]) -> "Figure":
+        if not values or any(v is None for v in values):
+            return cls(None, None, len(values), tuple(values))
+        m = statistics.fmean(values)
+        s = statistics.stdev(values) if len(values) > 1 else 0.0
+        return cls(m, s, len(values), tuple(values))
+
+
+def rule_label(rule, track: Track) -> str:
+    metric = track.metric(rule.metric or track.primary_metric)
+    name = metric.name if metric else rule.metric
+    if isinstance(rule, FinalMetricRule):
+        return f"{name}"
+    if isinstance(rule, ThresholdRule):
+        return f"samples to {name} {'≥' if metric.direction == 'higher' else '≤'} {rule.threshold:g}"
+    if isinstance(rule, BudgetRule):
+        return f"{name} at {rule.samples:,} samples"
+    if isinstance(rule, AUCRule):
+        return f"AUC of {name} to {rule.sample_limit:,} samples ({rule.axis})"
+    if isinstance(rule, SettingsMeanRule):
+        return f"mean {name} over settings"
+    if isinstance(rule, BaselineDeltaRule):
+        return f"Δ {name} vs baseline"
+    return rule.kind
+
+
+def better_is_lower(rule, track: Track) -> bool:
+    """Sort direction of a rule's figure."""
+    if isinstance(rule, ThresholdRule):
+        return True  # fewer samples is better, whatever the metric's direction
+    metric = track.metric(rule.metric or track.primary_metric)
+    return metric.direction == "lower"
+
+
+def _by_seed(run: RunAnalysis) -> dict[int, list[SeedResult]]:
+    out: dict[int, list[SeedResult]] = {}
+    for r in run.results:
+        out.setdefault(r.seed, []).append(r)
+    return out
+
+
+def figure(rule, run: RunAnalysis, track: Track, baseline: RunAnalysis | None = None) -> Figure:
+    """The run's figure under one rule, aggregated over seeds."""
+    metric_id = rule.metric or track.primary_metric
+    metric = track.metric(metric_id)
+    if isinstance(rule, SettingsMeanRule):
+        wanted = [s.id for s in track.settings]
+        per_seed = []
+        for results in _by_seed(run).values():
+            got = {r.setting: r.final.get(metric_id) for r in results}
+            vals = [got.get(s) for s in wanted]
+            per_seed.append(None if any(v is None for v in vals) else statistics.fmean(vals))
+        return Figure.of(per_seed)
+    if isinstance(rule, BaselineDeltaRule):
+        if baseline is None:
+            return Figure.of([None])
+        base = Figure.of([r.final.get(metric_id) for r in baseline.results])
+        own = Figure.of([r.final.get(metric_id) for r in run.results])
+        if base.mean is None or own.mean is None:
+            return Figure.of([None])
+        return Figure.of([v - base.mean for v in own.values])
+    values: list[float | None] = []
+    for r in run.results:
+        if isinstance(rule, FinalMetricRule):
+            values.append(r.final.get(metric_id))
+        elif isinstance(rule, ThresholdRule):
+            values.append(samples_to_threshold(curve_of(r, metric_id), rule.threshold, metric.direction))
+        elif isinstance(rule, BudgetRule):
+            values.append(interpolate(curve_of(r, metric_id), rule.samples))
+        elif isinstance(rule, AUCRule):
+            values.append(auc(curve_of(r, metric_id), rule.sample_limit, rule.axis, metric.min, metric.max))
+    return Figure.of(values)
+
+
+@dataclass
+class Entry:
+    name: str
+    run: RunAnalysis
+    figures: list[Figure]
+    rank: int | None = None
+    metrics: dict[str, Figure] = field(default_factory=dict)
+
+
+def rank(runs: dict[str, RunAnalysis], track: Track) -> list[Entry]:
+    """Order runs by the track's rules; equal keys share a rank (1, 2, 2, 4); runs without a primary figure get none."""
+    rules = [track.ranking.primary, *track.ranking.tie_breakers]
+    entries = []
+    for name, run in runs.items():
+        base = runs.get(run.baseline.run) if run.baseline and not run.baseline.track else None
+        figs = [figure(rule, run, track, base) for rule in rules]
+        metric_figs = {
+            m.id: Figure.of([r.final.get(m.id) for r in run.results if r.setting is None] or [None])
+            for m in track.metrics
+        }
+        entries.append(Entry(name, run, figs, metrics=metric_figs))
+
+    def key(e: Entry):
+        parts = []
+        for rule, fig in zip(rules, e.figures):
+            if fig.mean is None:
+                parts.append((1, 0.0))
+            else:
+                parts.append((0, fig.mean if better_is_lower(rule, track) else -fig.mean))
+        return (*parts, e.name)
+
+    entries.sort(key=key)
+    previous, current = None, 0
+    for i, e in enumerate(entries):
+        if e.figures[0].mean is None:
+            break
+        k = key(e)[:-1]
+        if k != previous:
+            current, previous = i + 1, k
+        e.rank = current
+    return entries
