@@ -57,16 +57,23 @@ FORMATS = ["text", "markdown", "json", "github"]
               help="Folder holding <track>/track.yaml, for runs that do not sit inside their track's folder.")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write the report to this file.")
+@click.option("--flops/--no-flops", default=True, show_default=True,
+              help="Recount each run's FLOPs from its entrypoint in the sandbox.")
+@click.option("--timeout", type=float, default=180.0, show_default=True, help="Seconds allowed per sandboxed count.")
 @_guard
-def validate(paths: tuple[Path, ...], fmt: str, tracks_root: Path | None, output: Path | None) -> None:
+def validate(paths: tuple[Path, ...], fmt: str, tracks_root: Path | None, output: Path | None, flops: bool,
+             timeout: float) -> None:
     """Check run folders, track folders or a whole runs/ tree (default: runs/)."""
     from validator.checker import Checker
+    from validator.compute.sandbox import Limits
     from validator.reporter import REPORTERS
 
     targets = list(paths) or [Path("runs")]
     if tracks_root is None and not paths and Path("runs").is_dir():
         tracks_root = Path("runs")
-    report = Checker(tracks_root=tracks_root).check_paths(targets)
+    checker = Checker(tracks_root=tracks_root, flops=flops, limits=Limits(timeout_s=timeout),
+                      progress=lambda msg: click.echo(msg, err=True))
+    report = checker.check_paths(targets)
     rendered = REPORTERS[fmt](report)
     click.echo(rendered, nl=False)
     if output:
@@ -76,6 +83,49 @@ def validate(paths: tuple[Path, ...], fmt: str, tracks_root: Path | None, output
         with open(summary, "a", encoding="utf-8") as fh:
             fh.write(REPORTERS["markdown"](report))
     sys.exit(EXIT_OK if report.valid else EXIT_INVALID)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the full compute report as JSON.")
+@click.option("--tracks", "tracks_root", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Folder holding <track>/track.yaml, if the run is not inside its track's folder.")
+@click.option("--timeout", type=float, default=180.0, show_default=True, help="Seconds allowed for the sandboxed count.")
+@click.option("--no-fvcore", is_flag=True, help="Skip the fvcore cross-check.")
+@_guard
+def flops(run_dir: Path, as_json: bool, tracks_root: Path | None, timeout: float, no_fvcore: bool) -> None:
+    """Recount a run's FLOPs (meta device, sandboxed) and compare them with its claim and the budget."""
+    import json
+
+    from validator.checker import Checker, load_validated
+    from validator.compute.accounting import account
+    from validator.compute.sandbox import Limits
+    from validator.discover import ANALYSIS_NAMES
+    from validator.problems import Problems
+
+    file = next((run_dir / n for n in ANALYSIS_NAMES if (run_dir / n).is_file()), None)
+    if file is None:
+        raise SpeedrunError(f"{run_dir}: no speedrun_analysis.json; run the run's run.py first")
+    problems = Problems(str(file))
+    analysis = load_validated(file, "run", problems)
+    if analysis is None:
+        raise SpeedrunError(f"{file} is invalid; run `speedrun validate {run_dir}` to see why")
+    track_result, _ = Checker(tracks_root=tracks_root)._track_for(run_dir, analysis.track)
+    if track_result is None or track_result.track is None:
+        raise SpeedrunError(f"track {analysis.track!r} not found or invalid; pass --tracks")
+    if analysis.model.entrypoint is None:
+        raise SpeedrunError(f"{file}: model.entrypoint is not set; nothing to count (see CONTRIBUTING.md)")
+    click.echo(f"counting {run_dir} ({analysis.model.entrypoint}) in the sandbox ...", err=True)
+    report = account(run_dir, analysis, track_result.track, problems, Limits(timeout_s=timeout), fvcore=not no_fvcore)
+    if as_json:
+        click.echo(json.dumps({**report, "problems": [p.to_dict() for p in problems.items]}, indent=2))
+    else:
+        from validator.reporter import compute_lines
+
+        click.echo("\n".join(compute_lines(report)))
+        for p in problems.items:
+            click.echo(f"{p.severity}: {p.line()}\n    fix: {p.hint}")
+    sys.exit(EXIT_INVALID if report.get("verdict") == "fail" else EXIT_OK)
 
 
 @cli.command()

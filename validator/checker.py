@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from pydantic import BaseModel, ValidationError
 
 from . import schemas
+from .compute.accounting import account
+from .compute.sandbox import Limits
 from .discover import ANALYSIS_NAMES, TRACK_FILE, Targets, discover
 from .loader import load_document
 from .models import RunAnalysis, Track
@@ -51,8 +53,12 @@ def load_validated(path: Path, name: str, problems: Problems) -> BaseModel | Non
 class Checker:
     """Checks runs against their tracks; caches each track so a runs/ tree loads every track.yaml once."""
 
-    def __init__(self, tracks_root: Path | None = None) -> None:
+    def __init__(self, tracks_root: Path | None = None, *, flops: bool = False, limits: Limits | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
         self.tracks_root = tracks_root
+        self.flops = flops
+        self.limits = limits or Limits()
+        self.progress = progress or (lambda _msg: None)
         self._tracks: dict[Path, TrackResult] = {}
 
     def check_track(self, track_dir: Path) -> TrackResult:
@@ -118,6 +124,10 @@ class Checker:
                                    f"track is {analysis.track!r} but the run sits in track folder {track.id!r}",
                                    f"set track to {track.id!r} or move the folder")
                 run_checks(RunContext(run_dir, analysis, track, problems))
+                entry_broken = any(p.path == "$.model.entrypoint" for p in problems.items)
+                if self.flops and not entry_broken:
+                    self.progress(f"counting FLOPs of {result.display} in the sandbox ...")
+                    result.compute = account(run_dir, analysis, track, problems, self.limits)
         result.problems = problems.items
         return result
 

@@ -17,6 +17,36 @@ def _status(valid: bool, warnings: list[Problem]) -> str:
     return "valid, needs review" if warnings else "valid"
 
 
+def _g(value) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
+def compute_lines(c: dict) -> list[str]:
+    """Recomputed compute, for terminals and comments."""
+    if not c:
+        return []
+    if "error" in c:
+        return [f"compute: not counted ({c['error']['rule']})"]
+    lines = [
+        f"per-sample FLOPs: forward {_g(c['per_sample_forward_flops'])}, training {_g(c['per_sample_training_flops'])} "
+        f"(counted on {c['device']})",
+        f"samples seen {c['samples_seen']:,}" + (f", forward-only {c['forward_only_samples']:,}" if c['forward_only_samples'] else ""),
+        f"total training FLOPs: recomputed {_g(c['total_training_flops'])}, claimed {_g(c['claimed_flops'])}"
+        + (f" (ratio {c['claim_ratio']:.3f})" if c.get("claim_ratio") is not None else ""),
+    ]
+    counters = c.get("counters", {})
+    fv = counters.get("fvcore", {})
+    if fv:
+        lines.append(f"counters (forward/sample): torch {_g(counters['torch_flop_counter']['forward'])}, "
+                     f"fvcore x2 {_g(fv.get('forward'))}")
+    if c.get("budget"):
+        b = c["budget"]
+        lines.append(f"budget: {_g(b['used'])} of {_g(b['limit'])} {b['kind']} ({b['fraction']:.1%})")
+    lines += [f"note: {n}" for n in c.get("notes", [])]
+    lines.append(f"verdict: {c['verdict']}")
+    return lines
+
+
 def text(report: Report) -> str:
     lines: list[str] = []
     for t in report.tracks:
@@ -25,6 +55,7 @@ def text(report: Report) -> str:
             lines += _problem_lines(t.problems)
     for r in report.runs:
         lines.append(f"{r.display} ({r.track_id or 'no track'}): {_status(r.valid, r.warnings)}")
+        lines += [f"  {ln}" for ln in compute_lines(r.compute or {})]
         lines += _problem_lines(r.errors + r.warnings)
     n_bad = sum(not r.valid for r in report.runs)
     n_bad_tracks = sum(not t.valid for t in report.tracks)
@@ -96,6 +127,16 @@ def markdown(report: Report) -> str:
     for r in report.runs:
         icon = "❌" if not r.valid else ("⚠️" if r.warnings else "✅")
         lines += [f"### {icon} `{_md(r.display)}` on track `{_md(r.track_id or '?')}`: {_status(r.valid, r.warnings)}", ""]
+        if r.compute and "error" not in r.compute:
+            c = r.compute
+            lines += ["| compute | recomputed | claimed |", "|---|---|---|",
+                      f"| training FLOPs per sample | {_g(c['per_sample_training_flops'])} | |",
+                      f"| total training FLOPs | {_g(c['total_training_flops'])} | {_g(c['claimed_flops'])} |",
+                      f"| samples seen | {c['samples_seen']:,} | |", ""]
+            if c.get("budget"):
+                b = c["budget"]
+                lines += [f"Budget: {_g(b['used'])} of {_g(b['limit'])} {b['kind']} ({b['fraction']:.1%}). "
+                          f"Verdict: **{c['verdict']}**.", ""]
         problems = r.errors + r.warnings
         if problems:
             lines += ["| | rule | where | problem | how to fix |", "|---|---|---|---|---|"]

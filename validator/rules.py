@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -74,6 +75,24 @@ CATALOG: dict[str, str] = {
     "file-missing": "a file the analysis names does not exist",
     "path-escape": "a path is absolute, uses '..', or a symlink leaves the run folder",
     "date-in-future": "the run's date is after today",
+    "samples-log-mismatch": "the samples count in the logs disagrees with samples seen",
+    # compute accounting
+    "flops-no-entrypoint": "a FLOPs-budget track needs model.entrypoint to recount FLOPs",
+    "flops-entrypoint-missing": "the entrypoint file or function does not exist",
+    "flops-bad-entrypoint": "the entrypoint does not return (model, inputs)",
+    "flops-model-failed": "building or running the model for counting failed",
+    "flops-bad-output": "the model's output cannot be reduced to a loss",
+    "flops-no-gradient": "the model's output does not depend on trainable parameters",
+    "flops-zero": "the model has no matmul-class operation",
+    "flops-op-without-formula": "a matmul-class op has no FLOP formula (it would count as 0)",
+    "flops-counters-disagree": "torch's and fvcore's forward counts differ by more than 1 %",
+    "flops-claim-needs-review": "the FLOPs claim is 5-25 % off the recount",
+    "flops-claim-mismatch": "the FLOPs claim is more than 25 % off the recount",
+    "flops-claim-convention": "the FLOPs claim looks like another convention (MACs, forward-only)",
+    "parameters-mismatch": "the claimed parameter count differs from the entrypoint's model",
+    "sandbox-timeout": "counting in the sandbox ran past its time limit",
+    "sandbox-memory": "counting in the sandbox ran out of memory",
+    "sandbox-crashed": "the sandboxed process died",
 }
 
 
@@ -354,6 +373,29 @@ def baseline(ctx: RunContext) -> None:
         ctx.problems.error("$.baseline.run", "unknown-baseline",
                            f"baseline run {b.run!r} not found on track {b.track or ctx.track.id!r}",
                            "name an existing run folder of the track")
+
+
+_LOG_SAMPLES = re.compile(r"\bsamples(?:_seen)?[=: ]\s*(\d[\d,]*)")
+
+
+@check
+def logs_agree(ctx: RunContext) -> None:
+    """The largest sample count the logs mention must be the run's samples seen (when logs mention any)."""
+    expected = max([ctx.run.compute.samples_seen] + [r.samples_seen for r in ctx.run.results if r.samples_seen])
+    found = []
+    for i, rel in enumerate(ctx.run.files.logs):
+        path = ctx.run_dir / rel
+        if not _inside(ctx.run_dir, rel)[0] or not path.is_file() or path.stat().st_size > 50 * 2**20:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        values = [int(m.group(1).replace(",", "")) for m in _LOG_SAMPLES.finditer(text)]
+        if values:
+            found.append((i, max(values)))
+    if found and max(v for _, v in found) != expected:
+        i, v = max(found, key=lambda t: t[1])
+        ctx.problems.error(f"$.files.logs[{i}]", "samples-log-mismatch",
+                           f"the logs count up to {v:,} samples but the analysis claims {expected:,}",
+                           "regenerate the analysis with the same run that wrote the logs")
 
 
 def symlink_escapes(run_dir: Path, problems: Problems) -> None:

@@ -59,6 +59,16 @@ def build_for_flops(batch_size: int, device: str = "meta"):
     return model, (x,), y
 
 
+def training_flops_per_sample() -> int:
+    """Forward + backward FLOPs of one sample, counted on the meta device (2 FLOPs per multiply-accumulate)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, (x,), y = build_for_flops(1, "meta")
+    with FlopCounterMode(display=False) as counter:
+        nn.functional.cross_entropy(model(x), y).backward()
+    return counter.get_total_flops()
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     model.eval()
@@ -159,6 +169,8 @@ def main() -> None:
         "evaluation": {"metrics": ["val_top1", "test_top1"], "checkpoints": CHECKPOINTS,
                        "protocol": "val top-1 on all 386 val images at each checkpoint; test top-1 once at the end."},
         "compute": {"samples_seen": results[0]["samples"], "forward_only_samples": 0,
+                    "flops": {"claimed": training_flops_per_sample() * results[0]["samples"],
+                              "convention": "speedrun-v1", "per_sample_training": training_flops_per_sample()},
                     "hardware": {"accelerator": hardware(args.device), "count": 1},
                     "wall_time_seconds": round(sum(r["wall"] for r in results) / len(results), 3),
                     "peak_memory_bytes": int(peak)},

@@ -1,0 +1,1 @@
+"""Compute accounting: recount FLOPs and samples; the sandbox that runs submitted code."""

@@ -1,0 +1,220 @@
+"""Recompute a run's compute and judge its claim. Gate on the recomputed number, never the claim.
+
+Total = per-sample training FLOPs x samples that got a gradient
+      + per-sample forward FLOPs x samples only scored (if the track counts forward-only passes)
+      + per-sample forward FLOPs x evaluation samples (if the track counts evaluation).
+All figures are for one training run (one seed, one setting); with several seeds the largest is used.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..models import RunAnalysis, Track
+from ..problems import Problems
+from .sandbox import Limits, Workspace, run_python
+
+PASS_BAND = 0.05
+REVIEW_BAND = 0.25
+COUNTERS_AGREE = 0.01
+PARAMS_AGREE = 0.01
+
+CHILD_MODULE = "validator.compute.child"
+RESULT_PREFIX = "SPEEDRUN_RESULT "
+
+
+class FlopsFailure(Exception):
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+def count_in_sandbox(run_dir: Path, entrypoint: str, limits: Limits = Limits(), fvcore: bool = True) -> dict:
+    """Count a run's FLOPs in the sandboxed child. Raises FlopsFailure with a rule id."""
+    args = ["-m", CHILD_MODULE, entrypoint] + ([] if fvcore else ["--no-fvcore"])
+    try:
+        with Workspace(run_dir) as ws:
+            outcome = run_python(args, workdir=ws, limits=limits)
+    except OSError as exc:
+        raise FlopsFailure("sandbox-crashed", f"could not prepare the sandbox: {exc}") from exc
+    if outcome.timed_out:
+        raise FlopsFailure("sandbox-timeout", f"FLOP counting did not finish within {limits.timeout_s:.0f} s; "
+                           "the entrypoint must build the model quickly (on the meta device, no data loading)")
+    lines = [ln for ln in outcome.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
+    if not lines:
+        if outcome.memory_exhausted or outcome.returncode in (-9, 137):
+            raise FlopsFailure("sandbox-memory", f"the model exceeded the sandbox's {limits.memory_bytes / 2**30:.0f} GiB "
+                               "memory limit; build it on the device the entrypoint is given (meta)")
+        tail = [ln for ln in outcome.stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
+        raise FlopsFailure("sandbox-crashed", f"the counting process died (exit {outcome.returncode}): {tail[0][:300]}")
+    result = json.loads(lines[-1][len(RESULT_PREFIX):])
+    if not result.pop("ok"):
+        raise FlopsFailure(result["rule"], result["message"])
+    result["network_isolated"] = outcome.isolated_network
+    return result
+
+
+def _per_seed_max(run: RunAnalysis, attr: str) -> int:
+    base = getattr(run.compute, attr)
+    values = [getattr(r, attr) for r in run.results if getattr(r, attr) is not None]
+    return max([base, *values])
+
+
+def normalise_claim(run: RunAnalysis, counted: dict) -> tuple[float | None, str | None]:
+    """The claim in the site's convention, and a note if it had to be converted."""
+    flops = run.compute.flops
+    if flops is None:
+        return None, None
+    ratio = counted["training_forward_ratio"] or 3.0
+    conv = flops.convention
+    if conv == "speedrun-v1":
+        return flops.claimed, None
+    if conv == "fvcore-macs":
+        return flops.claimed * 2 * ratio, (f"claim given in fvcore MACs of the forward pass; normalised x2 (MAC = 2 FLOPs) "
+                                           f"x{ratio:.3f} (measured training/forward ratio)")
+    if conv == "forward-only":
+        return flops.claimed * ratio, f"claim given as forward-only FLOPs; normalised x{ratio:.3f} (measured training/forward ratio)"
+    return flops.claimed, "claim given as 6ND, an approximation; compared as is"
+
+
+def _looks_like(ratio: float, counted: dict) -> str | None:
+    """Name the convention a speedrun-v1 claim was probably made in, when it is off by a telltale factor."""
+    r = counted["training_forward_ratio"] or 3.0
+    for factor, what in ((1 / (2 * r), "fvcore MACs of the forward pass"), (1 / r, "forward-only FLOPs"),
+                         (0.5, "multiply-accumulates (MACs) of forward + backward")):
+        if abs(ratio / factor - 1) <= 0.02:
+            return what
+    return None
+
+
+def account(run_dir: Path, run: RunAnalysis, track: Track, problems: Problems, limits: Limits = Limits(),
+            fvcore: bool = True) -> dict | None:
+    """Recount, total and judge one run; record problems. Returns the compute report, or None if nothing was counted."""
+    entry = run.model.entrypoint
+    flops_track = track.budget is not None and track.budget.kind == "flops"
+    if entry is None:
+        if flops_track and track.board == "standard":
+            problems.error("$.model.entrypoint", "flops-no-entrypoint",
+                           "a FLOPs-budget track recomputes every claim, but the run names no entrypoint",
+                           "add model.entrypoint 'run.py:build_for_flops' returning (model, inputs); see CONTRIBUTING.md")
+        return None
+    try:
+        counted = count_in_sandbox(run_dir, entry, limits, fvcore)
+    except FlopsFailure as exc:
+        problems.error("$.model.entrypoint", exc.rule, str(exc), _FAILURE_HINTS.get(exc.rule, "see CONTRIBUTING.md"))
+        return {"verdict": "fail", "error": {"rule": exc.rule, "message": str(exc)}}
+
+    notes = list(counted.get("notes", []))
+    samples_seen = _per_seed_max(run, "samples_seen")
+    forward_only = _per_seed_max(run, "forward_only_samples")
+    per_fwd, per_train = counted["per_sample_forward_flops"], counted["per_sample_training_flops"]
+    counts = track.budget.counts if track.budget else None
+    eval_samples = _eval_samples(run, track)
+    evaluation = per_fwd * eval_samples
+    total = per_train * samples_seen
+    if counts is None or counts.forward_only:
+        total += per_fwd * forward_only
+    if counts is not None and counts.evaluation:
+        total += evaluation
+
+    fv = counted["counters"].get("fvcore", {})
+    if fv.get("forward") is not None:
+        agree = abs(fv["forward"] / per_fwd - 1) if per_fwd else 1.0
+        if agree > COUNTERS_AGREE:
+            problems.warn("$.model.entrypoint", "flops-counters-disagree",
+                          f"forward FLOPs per sample: torch FlopCounterMode {per_fwd:.6g}, fvcore x2 {fv['forward']:.6g} "
+                          f"({agree:.1%} apart)", "an op one counter misses; the torch count is used, a maintainer should look")
+        if fv.get("unsupported"):
+            notes.append("fvcore could not count: " + ", ".join(f"{k} x{v}" for k, v in sorted(fv["unsupported"].items())))
+    elif fvcore and "error" in fv:
+        notes.append(f"fvcore cross-check unavailable: {fv['error']}")
+
+    claimed_params = run.model.parameters
+    if claimed_params and not any(abs(claimed_params / n - 1) <= PARAMS_AGREE
+                                  for n in (counted["parameters"], counted["trainable_parameters"]) if n):
+        problems.error("$.model.parameters", "parameters-mismatch",
+                       f"the run claims {claimed_params:,} parameters but the entrypoint's model has {counted['parameters']:,}",
+                       "report the parameter count of the model you trained, built by the entrypoint")
+
+    claimed, claim_note = normalise_claim(run, counted)
+    if claim_note:
+        notes.append(claim_note)
+    ratio = claimed / total if claimed is not None and total else None
+    verdict = "pass"
+    if ratio is not None:
+        off = abs(ratio - 1)
+        guess = _looks_like(ratio, counted) if run.compute.flops.convention == "speedrun-v1" else None
+        if off > PASS_BAND and guess:
+            verdict = "fail"
+            problems.error("$.compute.flops.claimed", "flops-claim-convention",
+                           f"claimed {claimed:.4g} FLOPs is {ratio:.3f} x the recomputed {total:.4g}: it looks like {guess}",
+                           "claim forward + backward FLOPs at 2 per multiply-accumulate, or declare compute.flops.convention")
+        elif off > REVIEW_BAND:
+            verdict = "fail"
+            problems.error("$.compute.flops.claimed", "flops-claim-mismatch",
+                           f"claimed {claimed:.4g} FLOPs but the recount gives {total:.4g} (ratio {ratio:.3f}, more than "
+                           f"{REVIEW_BAND:.0%} off)", "recount with `speedrun flops` and claim that number")
+        elif off > PASS_BAND:
+            verdict = "needs-review"
+            problems.warn("$.compute.flops.claimed", "flops-claim-needs-review",
+                          f"claimed {claimed:.4g} FLOPs vs recomputed {total:.4g} (ratio {ratio:.3f}, "
+                          f"{PASS_BAND:.0%}-{REVIEW_BAND:.0%} off)", "explain the difference in notes, or claim the recount")
+    elif flops_track and run.compute.flops is None:
+        verdict = "needs-review"
+
+    budget = None
+    if track.budget is not None:
+        used = total if track.budget.kind == "flops" else samples_seen
+        budget = {"kind": track.budget.kind, "limit": track.budget.limit, "used": used,
+                  "fraction": used / track.budget.limit}
+        if track.budget.kind == "flops" and total > track.budget.limit:
+            verdict = "fail"
+            problems.error("$.compute", "over-budget",
+                           f"recomputed {total:.4g} FLOPs exceeds the track's budget of {track.budget.limit:.4g}",
+                           "train on fewer samples or a smaller model")
+
+    return {
+        "per_sample_forward_flops": per_fwd,
+        "per_sample_training_flops": per_train,
+        "samples_seen": samples_seen,
+        "forward_only_samples": forward_only,
+        "evaluation_samples": eval_samples,
+        "evaluation_flops": evaluation,
+        "total_training_flops": total,
+        "claimed_flops": claimed,
+        "claim_convention": run.compute.flops.convention if run.compute.flops else None,
+        "claim_ratio": ratio,
+        "parameters": counted["parameters"],
+        "counters": counted["counters"],
+        "by_module": counted["by_module"],
+        "device": counted["device"],
+        "linear_in_batch": counted["linear_in_batch"],
+        "budget": budget,
+        "verdict": verdict,
+        "notes": notes,
+        "seconds": counted.get("seconds"),
+        "network_isolated": counted.get("network_isolated"),
+    }
+
+
+def _eval_samples(run: RunAnalysis, track: Track) -> int:
+    """Evaluation samples of one training run: the primary metric's split, once per curve point."""
+    metric = track.metric(track.primary_metric)
+    size = getattr(track.dataset.splits, metric.split, None) or 0
+    points = max((len(r.curve) for r in run.results), default=0)
+    return size * points
+
+
+_FAILURE_HINTS = {
+    "flops-entrypoint-missing": "model.entrypoint must be 'file.py:function' naming a function in the run folder",
+    "flops-bad-entrypoint": "return (model, inputs) where model is an nn.Module and inputs a tensor, tuple or dict",
+    "flops-model-failed": "build_for_flops(batch_size, device) must build the model and one batch on `device`",
+    "flops-op-without-formula": "use standard torch ops (linear, matmul, conv, scaled_dot_product_attention)",
+    "flops-bad-output": "return a tensor (or a tuple/dict of tensors) from forward",
+    "flops-no-gradient": "the model must have trainable parameters that the output depends on",
+    "flops-zero": "the model must contain at least one linear, matmul, conv or attention op",
+    "sandbox-timeout": "build on the meta device and avoid loading data in the entrypoint",
+    "sandbox-memory": "build on the device passed in (meta) instead of allocating real tensors",
+    "sandbox-crashed": "run `speedrun flops RUN_DIR` locally to see the full error",
+}
