@@ -166,6 +166,47 @@ def build(runs_dir: Path, out_dir: Path) -> None:
     )
 
 
+@cli.group("import")
+def import_() -> None:
+    """Import results from other competitions' formats as runs."""
+
+
+@import_.command("marin")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--track", required=True,
+              help="Track id to import into, or 'auto': the smallest Marin budget that holds the run's FLOPs.")
+@click.option("--runs", "runs_dir", type=click.Path(path_type=Path, file_okay=False, exists=True), default="runs",
+              show_default=True, help="Folder of tracks.")
+@click.option("--force", is_flag=True, help="Replace run folders that already exist.")
+@_guard
+def import_marin(files: tuple[Path, ...], track: str, runs_dir: Path, force: bool) -> None:
+    """Turn Marin `*.speedrun_results.json` files into runs, recomputing FLOPs of Llama-architecture models."""
+    from validator.checker import Checker
+    from validator.discover import is_track_dir
+    from validator.importers.marin import import_file
+
+    checker = Checker()
+    tracks = {}
+    for d in sorted(p for p in runs_dir.iterdir() if is_track_dir(p)):
+        t = checker.check_track(d)
+        if t.track is not None and t.track.competition.id == "marin":
+            tracks[t.track.id] = t.track.budget.limit if t.track.budget else None
+    if not tracks:
+        raise SpeedrunError(f"no Marin tracks (competition id 'marin') under {runs_dir}/")
+    imported = []
+    for file in files:
+        click.echo(f"importing {file} ...", err=True)
+        imported += import_file(file, runs_dir, track, tracks, force=force)
+    for item in imported:
+        if item.rebuilt:
+            how = (f"recomputed {item.recomputed_flops:.4e} vs published {item.published_flops:.4e} "
+                   f"(ratio {item.ratio:.4f})")
+        else:
+            how = f"self-reported {item.published_flops:.4e} FLOPs: {item.note}"
+        click.echo(f"{item.path}: {how}")
+    click.echo(f"imported {len(imported)} run(s); check them with `speedrun validate {runs_dir}`")
+
+
 def main() -> None:
     cli(prog_name="speedrun")
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +45,32 @@ class _StrictYamlLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate mapping keys instead of keeping the last one."""
 
 
+class _DuplicateYamlKey(yaml.constructor.ConstructorError):
+    """Raised for a repeated mapping key; other ConstructorErrors (unknown tags) are parse errors."""
+
+
 def _construct_mapping(loader: _StrictYamlLoader, node: yaml.MappingNode, deep: bool = False):
     loader.flatten_mapping(node)
     out = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, Hashable):
+            raise yaml.constructor.ConstructorError(None, None, "found a list or mapping used as a key",
+                                                    key_node.start_mark)
         if key in out:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise _DuplicateYamlKey(None, None, f"duplicate key {key!r}", key_node.start_mark)
         out[key] = loader.construct_object(value_node, deep=deep)
     return out
 
 
 _StrictYamlLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+# YAML 1.1 (PyYAML) reads `3e18` as a string; YAML 1.2 and JSON read it as a number. Budgets are written that way.
+_StrictYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def _normalise(value: Any, parts: list, problems: Problems) -> Any:
@@ -116,7 +130,7 @@ def load_document(path: Path, display: str, problems: Problems) -> Any | None:
     else:
         try:
             data = yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 - SafeLoader subclass
-        except yaml.constructor.ConstructorError as exc:
+        except _DuplicateYamlKey as exc:
             where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
             problems.error("$", "duplicate-key", f"{exc.problem}{where}", "keep one of them")
             return None

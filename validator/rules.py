@@ -147,6 +147,9 @@ def dataset(ctx: RunContext) -> None:
     if d.version != t.version:
         p.error("$.dataset.version", "dataset-mismatch", f"version {d.version!r} is not the track's {t.version!r}",
                 f"use {t.name} version {t.version}")
+    if t.splits.train is not None and d.train_samples is None:
+        p.error("$.dataset.train_samples", "dataset-mismatch", "the number of training samples is missing",
+                f"report dataset.train_samples ({t.splits.train:,} on this track)")
     if t.checksum and d.checksum != t.checksum:
         p.error("$.dataset.checksum", "dataset-mismatch",
                 f"split checksum {d.checksum or 'missing'} is not the track's {t.checksum}",

@@ -29,7 +29,10 @@ class RunDataset(StrictModel):
     name: str = Field(description="Dataset name; must equal the track's.")
     version: str = Field(description="Dataset version; must equal the track's.")
     resolution: str | None = Field(default=None, description="Input resolution used for training, e.g. '8x8'.")
-    train_samples: int = Field(ge=0, description="Number of training samples available to the run.")
+    train_samples: int | None = Field(
+        default=None, ge=0,
+        description="Number of training samples available to the run; required when the track has a fixed train split.",
+    )
     checksum: str | None = Field(
         default=None, pattern=r"^sha256:[0-9a-f]{64}$", description="sha256 of the split the run used ('sha256:<hex>')."
     )

@@ -29,7 +29,9 @@ class Task(StrictModel):
 
 
 class Splits(StrictModel):
-    train: int = Field(ge=0, description="Number of training samples.")
+    train: int | None = Field(
+        ge=0, description="Number of training samples; null for a token stream without a fixed sample count."
+    )
     val: int | None = Field(default=None, ge=0, description="Number of validation samples (null if the split does not exist).")
     test: int | None = Field(default=None, ge=0, description="Number of test samples (null if the split does not exist).")
 
@@ -232,6 +234,8 @@ class Track(StrictModel):
                 raise ValueError(f"ranking rule {rule.kind!r} names unknown metric {rule.metric!r}")
             if rule.kind == "settings_mean" and not self.settings:
                 raise ValueError("ranking rule 'settings_mean' needs at least one entry in 'settings'")
+        if self.checkpoints and self.checkpoints.dataset_multiples and not self.dataset.splits.train:
+            raise ValueError("checkpoints.dataset_multiples needs dataset.splits.train")
         return self
 
     def metric(self, metric_id: str) -> Metric | None:

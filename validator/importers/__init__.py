@@ -1,0 +1,1 @@
+"""Importers that turn other competitions' result files into runs."""
