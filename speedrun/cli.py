@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from validator import __version__
-from validator.problems import SpeedrunError
+from validator.problems import InvalidInput, SpeedrunError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -25,6 +25,9 @@ def _guard(fn):
             return fn(*args, **kwargs)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except InvalidInput as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_INVALID)
         except SpeedrunError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_USAGE)

@@ -48,6 +48,10 @@ class SpeedrunError(Exception):
     """A usage or environment error the CLI reports in one line with exit code 2."""
 
 
+class InvalidInput(SpeedrunError):
+    """An input file is wrong (not the way the command was called): reported in one line with exit code 1."""
+
+
 def json_path(parts) -> str:
     """`$.a[0].b` from a sequence of keys and indexes."""
     out = "$"

@@ -159,11 +159,42 @@ _KEYWORD_RULES = {
 }
 
 
+def _meant_branch(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError] | None:
+    """For an anyOf/oneOf failure, the errors of the alternative the user evidently meant; None if unclear.
+
+    A tagged union (pydantic's discriminator) means the branch its tag names; otherwise the one alternative whose
+    type the value has (a dict given for `Training | None` means Training, not null).
+    """
+    branches: dict[int, list[jsonschema.ValidationError]] = {}
+    for e in error.context:
+        branches.setdefault(e.relative_schema_path[0], []).append(e)
+    discriminator = error.schema.get("discriminator") if isinstance(error.schema, dict) else None
+    if isinstance(discriminator, dict) and isinstance(error.instance, dict):
+        prop, mapping = discriminator.get("propertyName"), discriminator.get("mapping", {})
+        here = [*error.absolute_path]
+        if prop not in error.instance:
+            return [jsonschema.ValidationError(f"{prop!r} is a required property", validator="required", path=here)]
+        tag = error.instance[prop]
+        if tag not in mapping:
+            return [jsonschema.ValidationError(f"{tag!r} is not one of {sorted(mapping)}", validator="enum",
+                                               path=[*here, prop], instance=tag)]
+        for i, sub in enumerate(error.validator_value):
+            if isinstance(sub, dict) and sub.get("$ref") == mapping[tag]:
+                return branches.get(i, [])
+        return None
+    viable = [errs for errs in branches.values() if not any(e.validator == "type" and not e.relative_path for e in errs)]
+    return viable[0] if len(viable) == 1 else None
+
+
 def _leaf_errors(error: jsonschema.ValidationError):
-    """Descend into anyOf/oneOf to the most specific error, as a user would read it."""
+    """Descend into anyOf/oneOf to the most specific errors, as a user would read them."""
     if error.context:
-        best = jsonschema.exceptions.best_match(error.context)
-        yield from _leaf_errors(best)
+        meant = _meant_branch(error)
+        if meant:
+            for e in meant:
+                yield from _leaf_errors(e)
+        else:
+            yield from _leaf_errors(jsonschema.exceptions.best_match(error.context))
     else:
         yield error
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..compute.llama import LlamaConfig
-from ..problems import SpeedrunError
+from ..problems import InvalidInput, SpeedrunError
 
 MARIN_URL = "https://github.com/marin-community/marin"
 DATASET_NAME = "fineweb-edu-10B (Marin tokenization, Llama 3 tokenizer)"
@@ -56,10 +56,10 @@ def read_results(path: Path) -> list[dict]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SpeedrunError(f"{path}: not a readable JSON file ({exc})") from exc
+        raise InvalidInput(f"{path}: not a readable JSON file ({exc}); pass Marin's *.speedrun_results.json") from exc
     runs = data.get("runs") if isinstance(data, dict) else None
     if not isinstance(runs, list) or not runs or not all(isinstance(r, dict) and "run_info" in r for r in runs):
-        raise SpeedrunError(f"{path}: expected Marin's format {{\"runs\": [{{\"run_info\": {{...}}}}]}}")
+        raise InvalidInput(f"{path}::$.runs: expected Marin's format {{\"runs\": [{{\"run_info\": {{...}}}}]}}")
     return [r["run_info"] for r in runs]
 
 
@@ -209,7 +209,7 @@ def import_file(path: Path, runs_dir: Path, track: str, tracks: dict[str, float 
         name = _slug(base if len(infos) == 1 else f"{base}-{i}")
         for key in ("model_config", "train_config", "total_tokens", "model_flops", BPB_KEY):
             if key not in info:
-                raise SpeedrunError(f"{path}: run {i} has no {key!r}")
+                raise InvalidInput(f"{path}::$.runs[{i}].run_info: {key!r} is missing; Marin's results carry it")
         config, note = llama_config(info["model_config"])
         recomputed = recount(config, int(info["total_tokens"])) if config else None
         track_id = choose_track(recomputed or float(info["model_flops"]), tracks) if track == "auto" else track
