@@ -131,8 +131,9 @@ def account(run_dir: Path, run: RunAnalysis, track: Track, problems: Problems, l
         notes.append(f"fvcore cross-check unavailable: {fv['error']}")
 
     claimed_params = run.model.parameters
-    if claimed_params and not any(abs(claimed_params / n - 1) <= PARAMS_AGREE
-                                  for n in (counted["parameters"], counted["trainable_parameters"]) if n):
+    same_model = not claimed_params or any(abs(claimed_params / n - 1) <= PARAMS_AGREE
+                                           for n in (counted["parameters"], counted["trainable_parameters"]) if n)
+    if not same_model:
         problems.error("$.model.parameters", "parameters-mismatch",
                        f"the run claims {claimed_params:,} parameters but the entrypoint's model has {counted['parameters']:,}",
                        "report the parameter count of the model you trained, built by the entrypoint")
@@ -144,7 +145,8 @@ def account(run_dir: Path, run: RunAnalysis, track: Track, problems: Problems, l
     verdict = "pass"
     if ratio is not None:
         off = abs(ratio - 1)
-        guess = _looks_like(ratio, counted) if run.compute.flops.convention == "speedrun-v1" else None
+        # A different model explains any ratio; only the claimed model can have been counted in another convention.
+        guess = _looks_like(ratio, counted) if run.compute.flops.convention == "speedrun-v1" and same_model else None
         if off > PASS_BAND and guess:
             verdict = "fail"
             problems.error("$.compute.flops.claimed", "flops-claim-convention",

@@ -257,6 +257,10 @@ def _fv_baddbmm(inputs, outputs):
     return b * n * m * p
 
 
+def _fv_zero(inputs, outputs):
+    return 0
+
+
 _FV_NOT_MATMUL = [
     "aten::batch_norm", "aten::group_norm", "aten::layer_norm", "aten::instance_norm",
     "aten::upsample_nearest2d", "aten::upsample_bilinear2d", "aten::adaptive_avg_pool2d", "aten::grid_sampler",
@@ -276,7 +280,8 @@ def fvcore_forward(model: torch.nn.Module, inputs: Any) -> dict:
     analysis.set_op_handle("aten::scaled_dot_product_attention", _fv_sdpa)
     analysis.set_op_handle("aten::baddbmm", _fv_baddbmm)
     for name in _FV_NOT_MATMUL:
-        analysis.set_op_handle(name, None)
+        # set_op_handle(name, None) only marks the op ignored; fvcore 0.1.5 still finds its default handle first.
+        analysis.set_op_handle(name, _fv_zero)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     analysis.tracer_warnings("none")
@@ -289,6 +294,16 @@ def fvcore_forward(model: torch.nn.Module, inputs: Any) -> dict:
 
 Factory = Callable[[int, str], tuple]
 
+_OUT_OF_MEMORY = ("can't allocate memory", "cannot allocate memory", "out of memory", "bad_alloc")
+
+
+def _failure(exc: BaseException, what: str) -> CountingError:
+    """A CountingError for submitted code that raised: memory exhaustion gets its own rule."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, MemoryError) or any(s in text.lower() for s in _OUT_OF_MEMORY):
+        return CountingError("sandbox-memory", f"{what} ran out of memory ({text.splitlines()[0][:200]})")
+    return CountingError("flops-model-failed", f"{what} failed: {text}")
+
 
 def _build(factory: Factory, batch: int, device: str) -> tuple[torch.nn.Module, Any]:
     try:
@@ -300,8 +315,7 @@ def _build(factory: Factory, batch: int, device: str) -> tuple[torch.nn.Module, 
     except CountingError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of submitted code is reported, with its type
-        raise CountingError("flops-model-failed", f"building the model at batch {batch} on {device} failed: "
-                            f"{type(exc).__name__}: {exc}") from exc
+        raise _failure(exc, f"building the model at batch {batch} on {device}") from exc
     if not isinstance(built, (tuple, list)) or len(built) < 2 or not isinstance(built[0], torch.nn.Module):
         raise CountingError("flops-bad-entrypoint", "the entrypoint must return (model, inputs[, ...]) with an nn.Module first")
     return built[0], built[1]
@@ -318,8 +332,7 @@ def _count_on(factory: Factory, device: str) -> dict:
         except CountingError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise CountingError("flops-model-failed", f"running the model at batch {batch} on {device} failed: "
-                                f"{type(exc).__name__}: {exc}") from exc
+            raise _failure(exc, f"running the model at batch {batch} on {device}") from exc
         if batch == 1:
             out["parameters"] = sum(p.numel() for p in model.parameters())
             out["trainable_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -354,7 +367,7 @@ def _count_with(factory: Factory, background: "_Background | None", notes: list[
     try:
         counts = _count_on(factory, "meta")
     except CountingError as meta_error:
-        if meta_error.rule in ("flops-bad-entrypoint", "flops-bad-output", "flops-no-gradient"):
+        if meta_error.rule in ("flops-bad-entrypoint", "flops-bad-output", "flops-no-gradient", "sandbox-memory"):
             raise
         notes.append(f"meta device failed ({meta_error}); counted on real CPU tensors")
         device = "cpu"

@@ -55,6 +55,15 @@ def network_isolation_available() -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=1)
+def pid_namespace_available() -> bool:
+    try:
+        return subprocess.run(["unshare", "-rn", "--pid", "--fork", "--kill-child", "true"],
+                              capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def copy_run_folder(run_dir: Path, dest: Path, skip: tuple[str, ...] = ("logs", "reproductions")) -> None:
     """Copy regular files only (no symlinks), skipping logs, within a size cap, so the child cannot touch the original."""
     total = 0
@@ -110,7 +119,9 @@ def run_python(args: list[str], *, workdir: Path, limits: Limits = Limits(), thr
     argv = [sys.executable, "-I", *args]
     isolated = False
     if not limits.network and network_isolation_available():
-        argv = ["unshare", "-rn", *argv]
+        # A new network namespace (no network) and PID namespace: when the child exits or is killed, the kernel
+        # kills every process it left behind, even ones that escaped the process group with setsid().
+        argv = ["unshare", "-rn", *(["--pid", "--fork", "--kill-child"] if pid_namespace_available() else []), *argv]
         isolated = True
     env = _scrubbed_env(workdir, threads)
     env.update(extra_env or {})
@@ -124,7 +135,14 @@ def run_python(args: list[str], *, workdir: Path, limits: Limits = Limits(), thr
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        out, err = proc.communicate()
+        try:
+            out, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            # A descendant outside the group still holds the pipes open: stop reading rather than wait for it.
+            for stream in (proc.stdout, proc.stderr):
+                stream.close()
+            proc.wait(timeout=5)
+            out, err = "", ""
         return Outcome(None, out, err, timed_out=True, isolated_network=isolated)
 
 
