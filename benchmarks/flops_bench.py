@@ -76,9 +76,9 @@ def build(name: str, batch: int, device: str):
 
 
 def palm_training_flops(name: str) -> float:
-    """PaLM's 6N + 12·L·d·T per token, N counting the (tied) output layer once; per sequence."""
+    """PaLM's 6N + 12·L·d·T per token with N the matmul weights (the tied output layer included); per sequence."""
     vocab, d, layers, _, seq = CONFIGS[name]
-    n = layers * (12 * d * d + 13 * d) + vocab * d + seq * d
+    n = layers * 12 * d * d + vocab * d
     return (6 * n + 12 * layers * d * seq) * seq
 
 
