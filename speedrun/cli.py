@@ -63,20 +63,30 @@ FORMATS = ["text", "markdown", "json", "github"]
 @click.option("--flops/--no-flops", default=True, show_default=True,
               help="Recount each run's FLOPs from its entrypoint in the sandbox.")
 @click.option("--timeout", type=float, default=180.0, show_default=True, help="Seconds allowed per sandboxed count.")
+@click.option("--changed", is_flag=True,
+              help="Validate the run folders this branch changes against --base, and apply the pull-request policy.")
+@click.option("--base", default="main", show_default=True, help="Base revision for --changed (e.g. origin/main).")
+@click.option("--maintainer", is_flag=True, help="With --changed: allow changes outside run folders (tracks, code).")
+@click.option("--max-file-mb", type=float, default=5.0, show_default=True, help="With --changed: largest file accepted.")
 @_guard
 def validate(paths: tuple[Path, ...], fmt: str, tracks_root: Path | None, output: Path | None, flops: bool,
-             timeout: float) -> None:
+             timeout: float, changed: bool, base: str, maintainer: bool, max_file_mb: float) -> None:
     """Check run folders, track folders or a whole runs/ tree (default: runs/)."""
     from validator.checker import Checker
     from validator.compute.sandbox import Limits
     from validator.reporter import REPORTERS
 
-    targets = list(paths) or [Path("runs")]
-    if tracks_root is None and not paths and Path("runs").is_dir():
-        tracks_root = Path("runs")
     checker = Checker(tracks_root=tracks_root, flops=flops, limits=Limits(timeout_s=timeout),
                       progress=lambda msg: click.echo(msg, err=True))
-    report = checker.check_paths(targets)
+    if changed:
+        if paths:
+            raise click.UsageError("--changed finds the run folders itself; give no PATHS with it")
+        report = _validate_changed(checker, base, maintainer, int(max_file_mb * 2**20))
+    else:
+        targets = list(paths) or [Path("runs")]
+        if tracks_root is None and not paths and Path("runs").is_dir():
+            checker.tracks_root = Path("runs")
+        report = checker.check_paths(targets)
     rendered = REPORTERS[fmt](report)
     click.echo(rendered, nl=False)
     if output:
@@ -86,6 +96,27 @@ def validate(paths: tuple[Path, ...], fmt: str, tracks_root: Path | None, output
         with open(summary, "a", encoding="utf-8") as fh:
             fh.write(REPORTERS["markdown"](report))
     sys.exit(EXIT_OK if report.valid else EXIT_INVALID)
+
+
+def _validate_changed(checker, base: str, maintainer: bool, max_file_bytes: int):
+    from validator import git, policy
+    from validator.checker import display_path
+    from validator.discover import ANALYSIS_NAMES, Targets
+    from validator.problems import Problems
+
+    repo = git.toplevel(Path.cwd())
+    changes = git.changed_files(repo, base)
+    pr = policy.check_pull_request(repo, changes, maintainer=maintainer, max_file_bytes=max_file_bytes)
+    checker.tracks_root = checker.tracks_root or repo / policy.RUNS_ROOT
+    report = checker.check_targets(Targets(tracks=pr.track_dirs, runs=pr.run_dirs))
+    report.policy = pr.problems
+    for result in report.runs:
+        if result.analysis is not None and result.track is not None:
+            file = next(result.path / n for n in ANALYSIS_NAMES if (result.path / n).is_file())
+            problems = Problems(display_path(file))
+            policy.check_rate_limit(repo, base, result.path, result.track, result.analysis.team, problems)
+            result.problems += problems.items
+    return report
 
 
 @cli.command()
@@ -208,6 +239,50 @@ def import_marin(files: tuple[Path, ...], track: str, runs_dir: Path, force: boo
             how = f"self-reported {item.published_flops:.4e} FLOPs: {item.note}"
         click.echo(f"{item.path}: {how}")
     click.echo(f"imported {len(imported)} run(s); check them with `speedrun validate {runs_dir}`")
+
+
+@cli.command()
+@click.argument("track", type=click.Path(path_type=Path, file_okay=False))
+@_guard
+def freeze(track: Path) -> None:
+    """Write the sha256 manifest of a constrained track's frozen reference (TRACK: folder or id under runs/)."""
+    from validator.checker import Checker
+    from validator.frozen import write_manifest
+
+    track_dir = track if track.is_dir() else Path("runs") / str(track)
+    result = Checker().check_track(track_dir)
+    if result.track is None:
+        raise InvalidInput(f"{track_dir}/track.yaml is missing or invalid; run `speedrun validate {track_dir}`")
+    if result.track.constrained is None:
+        raise InvalidInput(f"{track_dir}/track.yaml::$.constrained: the track is not constrained; nothing to freeze")
+    target, n = write_manifest(track_dir, result.track.constrained)
+    click.echo(f"wrote {target}: {n} frozen file(s); commit it and bump rules_version if the reference changed")
+
+
+@cli.command("import-zip")
+@click.argument("zip_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--track", required=True, help="Id of the constrained track (a folder under --runs).")
+@click.option("--name", required=True, help="Name of the new run folder.")
+@click.option("--runs", "runs_dir", type=click.Path(path_type=Path, file_okay=False, exists=True), default="runs",
+              show_default=True)
+@_guard
+def import_zip(zip_file: Path, track: str, name: str, runs_dir: Path) -> None:
+    """Unpack a ZIP submission (editable folder + config) over the track's frozen reference, then check it."""
+    from validator.checker import Checker
+    from validator.zipimport import import_zip as do_import
+
+    run_dir = do_import(zip_file, runs_dir / track, name)
+    click.echo(f"unpacked {zip_file} into {run_dir}")
+    report = Checker(tracks_root=runs_dir).check_paths([run_dir])
+    result = report.runs[0]
+    pending = [p for p in result.errors if p.rule == "missing-analysis"]
+    others = [p for p in result.errors if p.rule != "missing-analysis"]
+    for p in others:
+        click.echo(f"error: {p.line()}\n    fix: {p.hint}")
+    if others:
+        sys.exit(EXIT_INVALID)
+    click.echo("frozen files intact; " + ("pending: no speedrun_analysis.json yet (organizers train ZIP submissions)"
+                                          if pending else "the run is valid"))
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Callable, Iterable
 
 from pydantic import BaseModel, ValidationError
 
-from . import schemas
+from . import frozen, schemas
 from .compute.accounting import account
 from .compute.sandbox import Limits
 from .discover import ANALYSIS_NAMES, TRACK_FILE, Targets, discover
@@ -71,6 +71,8 @@ class Checker:
         if track is not None and track.id != track_dir.name:
             problems.error("$.id", "track-id-mismatch", f"id is {track.id!r} but the folder is {track_dir.name!r}",
                            f"set id to {track_dir.name!r} or rename the folder")
+        if track is not None and track.constrained is not None:
+            frozen.check_track(track_dir, track.constrained, problems)
         result = TrackResult(track_dir, display_path(track_dir), track.id if track else track_dir.name, track,
                              problems.items)
         self._tracks[key] = result
@@ -124,6 +126,8 @@ class Checker:
                                    f"track is {analysis.track!r} but the run sits in track folder {track.id!r}",
                                    f"set track to {track.id!r} or move the folder")
                 run_checks(RunContext(run_dir, analysis, track, problems))
+                if track.constrained is not None:
+                    frozen.check_run(run_dir, track_result.path, track.constrained, problems)
                 entry_broken = any(p.path == "$.model.entrypoint" for p in problems.items)
                 if self.flops and not entry_broken:
                     self.progress(f"counting FLOPs of {result.display} in the sandbox ...")

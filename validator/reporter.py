@@ -49,6 +49,9 @@ def compute_lines(c: dict) -> list[str]:
 
 def text(report: Report) -> str:
     lines: list[str] = []
+    if report.policy:
+        lines.append("pull request policy: " + ("invalid" if any(p.severity == "error" for p in report.policy) else "ok"))
+        lines += _problem_lines(report.policy)
     for t in report.tracks:
         if t.problems:
             lines.append(f"track {t.display}: {'invalid' if t.errors else 'valid'}")
@@ -62,6 +65,9 @@ def text(report: Report) -> str:
     summary = f"{len(report.runs)} run(s) checked: {len(report.runs) - n_bad} valid, {n_bad} invalid"
     if n_bad_tracks:
         summary += f"; {n_bad_tracks} track file(s) invalid"
+    n_policy = sum(p.severity == "error" for p in report.policy)
+    if n_policy:
+        summary += f"; {n_policy} pull-request policy error(s)"
     lines.append(summary)
     return "\n".join(lines) + "\n"
 
@@ -107,6 +113,8 @@ def json_format(report: Report) -> str:
         "valid": report.valid,
         "runs": [_run_json(r) for r in report.runs],
         "tracks": [_track_json(t) for t in report.tracks],
+        "policy": [{"rule": p.rule, "path": p.path, "message": p.message, "file": p.file, "hint": p.hint,
+                    "severity": p.severity} for p in report.policy],
     }
     return json.dumps(payload, indent=2, sort_keys=False) + "\n"
 
@@ -117,8 +125,19 @@ def _md(text_: str) -> str:
 
 def markdown(report: Report) -> str:
     n_bad = sum(not r.valid for r in report.runs) + sum(not t.valid for t in report.tracks)
-    verdict = "✅ All submissions are valid." if n_bad == 0 else f"❌ {n_bad} problem submission(s) found."
+    n_policy = sum(p.severity == "error" for p in report.policy)
+    if n_bad == 0 and n_policy == 0:
+        verdict = "✅ All submissions are valid."
+    else:
+        parts = ([f"{n_bad} invalid submission(s)"] if n_bad else []) + (
+            [f"{n_policy} pull-request policy error(s)"] if n_policy else [])
+        verdict = "❌ " + " and ".join(parts) + "."
     lines = [COMMENT_MARKER, "## Speedrun validation", "", f"**{verdict}**", ""]
+    if report.policy:
+        lines += ["### Pull request", "", "| | rule | file | problem | how to fix |", "|---|---|---|---|---|"]
+        lines += [f"| {p.severity} | `{p.rule}` | `{_md(p.file)}` | {_md(p.message)} | {_md(p.hint)} |"
+                  for p in report.policy]
+        lines.append("")
     for t in report.tracks:
         if t.problems:
             lines += [f"### Track `{_md(t.display)}`", "", "| rule | where | problem | how to fix |", "|---|---|---|---|"]
@@ -161,7 +180,7 @@ def _gh_escape(value: str, prop: bool = False) -> str:
 
 def github(report: Report) -> str:
     lines = []
-    all_problems = [p for t in report.tracks for p in t.problems] + [
+    all_problems = list(report.policy) + [p for t in report.tracks for p in t.problems] + [
         p for r in report.runs for p in r.errors + r.warnings
     ]
     for p in all_problems:

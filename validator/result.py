@@ -59,7 +59,10 @@ class RunResult:
 class Report:
     runs: list[RunResult] = field(default_factory=list)
     tracks: list[TrackResult] = field(default_factory=list)
+    # Pull-request policy problems (speedrun validate --changed), about the change rather than one run.
+    policy: list[Problem] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
-        return all(r.valid for r in self.runs) and all(t.valid for t in self.tracks)
+        return (all(r.valid for r in self.runs) and all(t.valid for t in self.tracks)
+                and not any(p.severity == "error" for p in self.policy))

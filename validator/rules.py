@@ -93,6 +93,23 @@ CATALOG: dict[str, str] = {
     "sandbox-timeout": "counting in the sandbox ran past its time limit",
     "sandbox-memory": "counting in the sandbox ran out of memory",
     "sandbox-crashed": "the sandboxed process died",
+    # constrained tracks
+    "frozen-manifest-missing": "a constrained track has no frozen manifest",
+    "frozen-manifest-stale": "the track's reference no longer matches its frozen manifest",
+    "frozen-file-missing": "a frozen reference file is missing from the run",
+    "frozen-file-modified": "a frozen reference file was changed",
+    "frozen-extra-file": "a file outside the editable folder that the reference does not have",
+    # pull-request policy (speedrun validate --changed)
+    "pr-no-run": "the pull request changes no run folder",
+    "pr-multiple-runs": "the pull request touches more than one run folder",
+    "pr-outside-run": "the pull request changes files outside its run folder",
+    "pr-file-too-large": "a changed file is larger than the limit",
+    "pr-symlink": "a changed file is a symbolic link",
+    "pr-binary-file": "a binary file outside logs/ and the declared artifacts",
+    "rate-limit": "the team already used its submissions for the track's window",
+    # ZIP submissions (speedrun import-zip)
+    "zip-unsafe-entry": "a ZIP entry is a link, absolute, encrypted or uses '..'",
+    "zip-frozen-file": "a ZIP entry lies outside the editable folder and the config",
 }
 
 

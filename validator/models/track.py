@@ -167,16 +167,19 @@ class SeedsPolicy(StrictModel):
     significance: Significance | None = Field(default=None, description="Test for record claims; null for none.")
 
 
-class FrozenFile(StrictModel):
-    path: str = Field(description="Path relative to the track's frozen reference folder.")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the file's bytes.")
-
-
 class Constrained(StrictModel):
+    """MaxCLIP-style constrained track: a run folder is a copy of the frozen reference, changed only where allowed."""
+
     reference: str = Field(default="_reference", description="Folder inside the track holding the frozen reference code.")
-    editable: list[str] = Field(min_length=1, description="Glob patterns (relative to the run folder) a submission may change.")
+    editable: list[str] = Field(
+        min_length=1,
+        description="Glob patterns, relative to the run folder, a submission may change or add ('**' spans folders).",
+    )
     config: str = Field(description="The one hyperparameter config file a submission may change.")
-    frozen: list[FrozenFile] = Field(default_factory=list, description="Manifest of frozen files (written by `speedrun freeze`).")
+    manifest: str = Field(
+        default="frozen.json",
+        description="sha256 manifest of the reference, inside the track folder; written by `speedrun freeze`.",
+    )
 
 
 class SubmissionPolicy(StrictModel):
