@@ -146,6 +146,8 @@ def markdown(report: Report) -> str:
     for r in report.runs:
         icon = "❌" if not r.valid else ("⚠️" if r.warnings else "✅")
         lines += [f"### {icon} `{_md(r.display)}` on track `{_md(r.track_id or '?')}`: {_status(r.valid, r.warnings)}", ""]
+        if r.analysis is not None and r.track is not None:
+            lines += [_results_line(r), ""]
         if r.compute and "error" not in r.compute:
             c = r.compute
             lines += ["| compute | recomputed | claimed |", "|---|---|---|",
@@ -169,6 +171,20 @@ def markdown(report: Report) -> str:
         footer += " against " + ", ".join(versions)
     lines += ["---", f"<sub>{footer}. Numbers computed in a PR job are unverified until a maintainer reproduces them.</sub>", ""]
     return "\n".join(lines)
+
+
+def _results_line(r: RunResult) -> str:
+    """The claimed final metrics, mean ± std over seeds, as the reviewer should read them."""
+    parts = []
+    for metric in r.track.metrics:
+        values = [res.final[metric.id] for res in r.analysis.results if metric.id in res.final]
+        if not values:
+            continue
+        mean = sum(values) / len(values)
+        std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+        parts.append(f"{_md(metric.name)} {mean:.4g} ± {std:.2g}")
+    seeds = len(set(r.analysis.seeds))
+    return f"Claimed results over {seeds} seed(s): " + "; ".join(parts) + f". Parameters: {r.analysis.model.parameters:,}."
 
 
 def _gh_escape(value: str, prop: bool = False) -> str:
