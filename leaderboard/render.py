@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from . import charts as ch
+
+PAGE_SIZE = 100  # table rows per track page; bigger tracks continue on numbered pages
 
 
 def _num(value) -> str:
@@ -30,6 +36,31 @@ def _fig(fig: dict, kind: str = "") -> str:
     return text
 
 
+def _pct(value) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _p(value) -> str:
+    return "–" if value is None else f"{value:.2g}" if value >= 1e-4 else f"{value:.1e}"
+
+
+def _flat(value, prefix: str = "") -> list[tuple[str, str]]:
+    """A nested config as (dotted key, value) rows."""
+    if isinstance(value, dict):
+        rows = []
+        for k, v in value.items():
+            rows += _flat(v, f"{prefix}.{k}" if prefix else str(k))
+        return rows
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        rows = []
+        for i, v in enumerate(value):
+            rows += _flat(v, f"{prefix}[{i}]")
+        return rows
+    if value is None or value == [] or value == {}:
+        return []
+    return [(prefix, ", ".join(map(str, value)) if isinstance(value, list) else str(value))]
+
+
 def environment() -> Environment:
     env = Environment(
         loader=PackageLoader("leaderboard", "templates"),
@@ -39,7 +70,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(num=_num, sci=_sci, fig=_fig)
+    env.filters.update(num=_num, sci=_sci, fig=_fig, pct=_pct, pval=_p, flat=_flat)
     return env
 
 
@@ -48,15 +79,80 @@ def _static() -> dict[str, bytes]:
     return {f"static/{p.name}": p.read_bytes() for p in sorted(base.iterdir(), key=lambda p: p.name) if p.is_file()}
 
 
-def render_pages(data: dict, built_at: str | None) -> dict[str, str | bytes]:
+def _track_charts(track: dict, enabled: bool) -> tuple[list[dict], dict[str, str]]:
+    """Chart blocks for a track page and their SVG fallback files."""
+    if not enabled:
+        return [], {}
+    out, files = [], {}
+    for key, build, alt_text in (
+        ("curves", ch.curves_spec, "metric against samples seen, one line per run"),
+        ("flops", ch.flops_spec, "metric against training FLOPs with the Pareto frontier"),
+        ("records", ch.records_spec, "record progression over time"),
+    ):
+        spec = build(track)
+        if spec is None:
+            continue
+        svg_rel = f"tracks/{track['id']}/{key}.svg"
+        files[svg_rel] = ch.to_svg(spec)
+        out.append({"key": key, "svg": f"{track['id']}/{key}.svg", "alt": alt_text,
+                    "spec": Markup(ch.spec_json(spec))})
+    return out, files
+
+
+def _run_charts(track: dict, entry: dict) -> dict[str, Markup]:
+    metric = next(m for m in track["metrics"] if m["id"] == track["primary_metric"])
+    series = []
+    for c in entry["curves"]:
+        pts = [(p["samples"], p[metric["id"]]) for p in c["points"] if metric["id"] in p]
+        if pts:
+            series.append((f"seed {c['seed']}" + (f" ({c['setting']})" if c["setting"] else ""), pts))
+    out = {"curves": Markup(ch.curves_svg(series, metric["name"])) if series else Markup("")}
+    traces = {}
+    for c in entry["curves"]:
+        for name, values in (c.get("trace") or {}).items():
+            if values:
+                step = max(1, len(values) // 200)
+                traces.setdefault(name, []).append(
+                    (f"seed {c['seed']}", [(i + 1, v) for i, v in enumerate(values)][::step]))
+    out["traces"] = {name: Markup(ch.curves_svg(s, name).replace("samples seen", "step"))
+                     for name, s in sorted(traces.items())}
+    return out
+
+
+def render_pages(data: dict, built_at: str | None, charts: bool = True) -> dict[str, str | bytes]:
     env = environment()
     common = {"built_at": built_at}
     files: dict[str, str | bytes] = {}
+    bundle_name = None
+    if charts:
+        bundle_name, bundle = ch.bundle()
+        files[f"static/{bundle_name}"] = bundle
+    common["vega_bundle"] = bundle_name
     files["index.html"] = env.get_template("index.html").render(data=data, root="", **common)
+    track_tpl, run_tpl = env.get_template("track.html"), env.get_template("run.html")
     for track in data["tracks"]:
-        files[f"tracks/{track['id']}.html"] = env.get_template("track.html").render(track=track, root="../", **common)
+        blocks, svgs = _track_charts(track, charts) if track["valid"] else ([], {})
+        files.update(svgs)
+        entries = track["entries"]
+        pages = max(1, math.ceil(len(entries) / PAGE_SIZE))
+        for page in range(1, pages + 1):
+            name = f"tracks/{track['id']}.html" if page == 1 else f"tracks/{track['id']}-page{page}.html"
+            files[name] = track_tpl.render(
+                track=track, root="../", rows=entries[(page - 1) * PAGE_SIZE: page * PAGE_SIZE], page=page,
+                pages=pages, charts=blocks if page == 1 else [], **common)
+        by_name = {e["name"]: e for e in track["entries"] + track["unranked"]}
         for entry in track["entries"] + track["unranked"]:
-            files[f"runs/{track['id']}/{entry['name']}.html"] = env.get_template("run.html").render(
-                track=track, entry=entry, root="../../", **common)
+            files[f"runs/{track['id']}/{entry['name']}.html"] = run_tpl.render(
+                track=track, entry=entry, root="../../", run_charts=_run_charts(track, entry),
+                experiment=_experiment_of(track, entry, by_name), **common)
     files.update(_static())
     return files
+
+
+def _experiment_of(track: dict, entry: dict, by_name: dict) -> dict | None:
+    if not entry.get("experiment"):
+        return None
+    exp = next((x for x in track["experiments"] if x["id"] == entry["experiment"]["id"]), None)
+    if exp is None:
+        return None
+    return {**exp, "members": [by_name[n] for n in exp["runs"] if n in by_name]}

@@ -188,12 +188,18 @@ def schemas(check: bool, root: Path) -> None:
               show_default=True, help="Folder of tracks and runs.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default="site", show_default=True,
               help="Where to write the site (replaced atomically).")
+@click.option("--flops/--no-flops", default=True, show_default=True,
+              help="Recount FLOPs of runs with an entrypoint (sandboxed; cached by content).")
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=".speedrun-cache",
+              show_default=True, help="Where FLOP counts are cached between builds.")
+@click.option("--charts/--no-charts", default=True, show_default=True, help="Render charts (Vega-Lite + SVG).")
 @_guard
-def build(runs_dir: Path, out_dir: Path) -> None:
+def build(runs_dir: Path, out_dir: Path, flops: bool, cache_dir: Path, charts: bool) -> None:
     """Validate every run and render the leaderboard site."""
     from leaderboard.build import build_site
 
-    summary = build_site(runs_dir, out_dir, progress=lambda msg: click.echo(msg, err=True))
+    summary = build_site(runs_dir, out_dir, progress=lambda msg: click.echo(msg, err=True), flops=flops,
+                         flops_cache=cache_dir / "flops", charts=charts)
     click.echo(
         f"built {out_dir}/: {summary.tracks} track(s), {summary.valid_runs} ranked run(s), "
         f"{summary.invalid_runs} invalid run(s) listed with their errors"

@@ -54,9 +54,10 @@ class Checker:
     """Checks runs against their tracks; caches each track so a runs/ tree loads every track.yaml once."""
 
     def __init__(self, tracks_root: Path | None = None, *, flops: bool = False, limits: Limits | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, flops_cache: Path | None = None) -> None:
         self.tracks_root = tracks_root
         self.flops = flops
+        self.flops_cache = flops_cache
         self.limits = limits or Limits()
         self.progress = progress or (lambda _msg: None)
         self._tracks: dict[Path, TrackResult] = {}
@@ -131,7 +132,8 @@ class Checker:
                 entry_broken = any(p.path == "$.model.entrypoint" for p in problems.items)
                 if self.flops and not entry_broken:
                     self.progress(f"counting FLOPs of {result.display} in the sandbox ...")
-                    result.compute = account(run_dir, analysis, track, problems, self.limits)
+                    result.compute = account(run_dir, analysis, track, problems, self.limits,
+                                             cache_dir=self.flops_cache)
         result.problems = problems.items
         return result
 

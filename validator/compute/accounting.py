@@ -8,7 +8,10 @@ All figures are for one training run (one seed, one setting); with several seeds
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
+import os
 from pathlib import Path
 
 from ..models import RunAnalysis, Track
@@ -30,8 +33,49 @@ class FlopsFailure(Exception):
         self.rule = rule
 
 
-def count_in_sandbox(run_dir: Path, entrypoint: str, limits: Limits = Limits(), fvcore: bool = True) -> dict:
-    """Count a run's FLOPs in the sandboxed child. Raises FlopsFailure with a rule id."""
+def cache_key(run_dir: Path, entrypoint: str, fvcore: bool) -> str:
+    """Everything the count depends on: the files the sandbox would see, the entrypoint, and the counting code."""
+    h = hashlib.sha256()
+    for part in (entrypoint, str(fvcore), _version("torch"), _version("fvcore"),
+                 (Path(__file__).parent / "counting.py").read_text(encoding="utf-8")):
+        h.update(part.encode() + b"\0")
+    for path in sorted(run_dir.rglob("*")):
+        rel = path.relative_to(run_dir)
+        if rel.parts[0] in ("logs", "reproductions") or "__pycache__" in rel.parts or path.is_symlink() \
+                or not path.is_file():
+            continue
+        h.update(rel.as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def count_in_sandbox(run_dir: Path, entrypoint: str, limits: Limits = Limits(), fvcore: bool = True,
+                     cache_dir: Path | None = None) -> dict:
+    """Count a run's FLOPs in the sandboxed child (or take an earlier count of identical inputs from `cache_dir`).
+    Raises FlopsFailure with a rule id."""
+    key = cache_key(run_dir, entrypoint, fvcore) if cache_dir else None
+    if key:
+        cached = cache_dir / f"{key}.json"
+        try:
+            return json.loads(cached.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+    result = _count_in_sandbox(run_dir, entrypoint, limits, fvcore)
+    if key:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache_dir / f".{key}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(result), encoding="utf-8")
+        tmp.replace(cache_dir / f"{key}.json")
+    return result
+
+
+def _count_in_sandbox(run_dir: Path, entrypoint: str, limits: Limits, fvcore: bool) -> dict:
     args = ["-m", CHILD_MODULE, entrypoint] + ([] if fvcore else ["--no-fvcore"])
     try:
         with Workspace(run_dir) as ws:
@@ -89,7 +133,7 @@ def _looks_like(ratio: float, counted: dict) -> str | None:
 
 
 def account(run_dir: Path, run: RunAnalysis, track: Track, problems: Problems, limits: Limits = Limits(),
-            fvcore: bool = True) -> dict | None:
+            fvcore: bool = True, cache_dir: Path | None = None) -> dict | None:
     """Recount, total and judge one run; record problems. Returns the compute report, or None if nothing was counted."""
     entry = run.model.entrypoint
     flops_track = track.budget is not None and track.budget.kind == "flops"
@@ -100,7 +144,7 @@ def account(run_dir: Path, run: RunAnalysis, track: Track, problems: Problems, l
                            "add model.entrypoint 'run.py:build_for_flops' returning (model, inputs); see CONTRIBUTING.md")
         return None
     try:
-        counted = count_in_sandbox(run_dir, entry, limits, fvcore)
+        counted = count_in_sandbox(run_dir, entry, limits, fvcore, cache_dir)
     except FlopsFailure as exc:
         problems.error("$.model.entrypoint", exc.rule, str(exc), _FAILURE_HINTS.get(exc.rule, "see CONTRIBUTING.md"))
         return {"verdict": "fail", "error": {"rule": exc.rule, "message": str(exc)}}
@@ -111,10 +155,11 @@ def account(run_dir: Path, run: RunAnalysis, track: Track, problems: Problems, l
     per_fwd, per_train = counted["per_sample_forward_flops"], counted["per_sample_training_flops"]
     counts = track.budget.counts if track.budget else None
     eval_samples = _eval_samples(run, track)
-    evaluation = per_fwd * eval_samples
-    total = per_train * samples_seen
+    # floats: totals pass 2**64 quickly, and JSON consumers (Vega, JavaScript) cannot hold bigger integers
+    evaluation = float(per_fwd * eval_samples)
+    total = float(per_train * samples_seen)
     if counts is None or counts.forward_only:
-        total += per_fwd * forward_only
+        total += float(per_fwd * forward_only)
     if counts is not None and counts.evaluation:
         total += evaluation
 
