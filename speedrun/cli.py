@@ -169,17 +169,19 @@ def flops(run_dir: Path, as_json: bool, tracks_root: Path | None, timeout: float
 @_guard
 def schemas(check: bool, root: Path) -> None:
     """Write schemas/*.schema.json and docs/reference/*.md from the pydantic models."""
+    from leaderboard.exports import LeaderboardExport
     from validator import schemas as gen
 
+    extra = {"leaderboard": LeaderboardExport}
     if check:
-        stale = gen.drift(root)
+        stale = gen.drift(root, extra)
         for rel in stale:
             click.echo(f"{rel}: out of date with the models; run `speedrun schemas` and commit the result", err=True)
         if stale:
             sys.exit(EXIT_INVALID)
         click.echo("schemas and reference docs are up to date")
         return
-    written = gen.write(root)
+    written = gen.write(root, extra)
     click.echo("\n".join(f"wrote {w}" for w in written) if written else "schemas and reference docs are up to date")
 
 
@@ -204,6 +206,27 @@ def build(runs_dir: Path, out_dir: Path, flops: bool, cache_dir: Path, charts: b
         f"built {out_dir}/: {summary.tracks} track(s), {summary.valid_runs} ranked run(s), "
         f"{summary.invalid_runs} invalid run(s) listed with their errors"
     )
+
+
+@cli.command()
+@click.option("--storage-path", default="runs", show_default=True,
+              help="Runs tree to serve: a local folder or an fsspec URL (gs://bucket/runs, s3://..., memory://...).")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (localhost by default).")
+@click.option("--flops/--no-flops", default=False, show_default=True, help="Recount FLOPs while building.")
+@_guard
+def serve(storage_path: str, port: int, host: str, flops: bool) -> None:
+    """Build the leaderboard from a runs tree and serve it locally (Ctrl-C to stop)."""
+    from leaderboard.serve import Leaderboard
+
+    board = Leaderboard(storage_path, host, port, progress=lambda msg: click.echo(msg, err=True), flops=flops)
+    s = board.summary
+    click.echo(f"{s.tracks} track(s), {s.valid_runs} run(s) ranked or listed, {s.invalid_runs} invalid")
+    click.echo(f"serving the leaderboard at {board.url} (Ctrl-C to stop)")
+    try:
+        board.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
 
 
 @cli.group("import")
@@ -289,6 +312,15 @@ def import_zip(zip_file: Path, track: str, name: str, runs_dir: Path) -> None:
         sys.exit(EXIT_INVALID)
     click.echo("frozen files intact; " + ("pending: no speedrun_analysis.json yet (organizers train ZIP submissions)"
                                           if pending else "the run is valid"))
+
+
+def _register() -> None:
+    from speedrun.comment import comment
+
+    cli.add_command(comment)
+
+
+_register()
 
 
 def main() -> None:

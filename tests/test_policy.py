@@ -301,3 +301,18 @@ def test_markdown_comment_for_a_pr(repo):
     assert body.startswith("<!-- speedrun-report -->")
     assert "✅ All submissions are valid." in body
     assert "| total training FLOPs |" in body and "rules v1.0" in body
+
+
+def test_missing_manifest_and_missing_frozen_file(repo):
+    run = constrained_run(repo, "my-loss", "team-a")
+    (run / "run.py").unlink()
+    result = CliRunner().invoke(cli, ["validate", "runs/clip-mini/my-loss", "--no-flops", "--format", "json"])
+    assert result.exit_code == 1
+    errors = {(e["rule"], e["path"]) for e in report(result)["runs"][0]["errors"]}
+    assert ("frozen-file-missing", "$files['run.py']") in errors
+
+    (repo / "runs" / "clip-mini" / "frozen.json").unlink()
+    result = CliRunner().invoke(cli, ["validate", "runs/clip-mini", "--no-flops", "--format", "json"])
+    assert result.exit_code == 1
+    track_errors = [e["rule"] for t in report(result)["tracks"] for e in t["errors"]]
+    assert track_errors == ["frozen-manifest-missing"]

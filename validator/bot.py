@@ -50,8 +50,9 @@ class ApiError(BotError):
 def valid_pr_number(text: str) -> int:
     """The PR number from an artifact, checked: 1 to 9,999,999, digits only, no sign, space or leading zero."""
     if not isinstance(text, str) or not PR_NUMBER_RE.fullmatch(text):
-        shown = repr(text)[:40] if isinstance(text, str) else type(text).__name__
-        raise Refused(f"invalid PR number {shown}: expected 1-7 digits, no leading zero")
+        # The text itself is not echoed: it comes from an artifact and could be anything (a file's contents too).
+        size = len(text) if isinstance(text, str) else 0
+        raise Refused(f"invalid PR number ({size} characters): expected 1-7 digits, no leading zero")
     return int(text)
 
 

@@ -23,8 +23,8 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 MODELS: dict[str, type[BaseModel]] = {"track": Track, "run": RunAnalysis}
 
 
-def json_schema(name: str) -> dict[str, Any]:
-    model = MODELS[name]
+def json_schema(name: str, extra: dict[str, type[BaseModel]] | None = None) -> dict[str, Any]:
+    model = {**MODELS, **(extra or {})}[name]
     schema = model.model_json_schema(mode="validation")
     return {"$schema": DRAFT, "$id": f"{SCHEMA_BASE_URL}{name}.schema.json", **schema}
 
@@ -56,11 +56,18 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def reference_markdown(name: str) -> str:
+TITLES = {
+    "track": "Track file (`runs/<track>/track.yaml`)",
+    "run": "Run analysis (`speedrun_analysis.json`)",
+    "leaderboard": "Leaderboard exports (`leaderboard.json`, `tracks/<id>.json`)",
+}
+
+
+def reference_markdown(name: str, extra: dict[str, type[BaseModel]] | None = None) -> str:
     """One table per object type: field, type, required, description."""
-    schema = json_schema(name)
+    schema = json_schema(name, extra)
     defs = schema.get("$defs", {})
-    title = {"track": "Track file (`runs/<track>/track.yaml`)", "run": "Run analysis (`speedrun_analysis.json`)"}[name]
+    title = TITLES.get(name, name)
     lines = [
         f"# {title}",
         "",
@@ -105,18 +112,19 @@ def rules_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def generated_files() -> dict[str, str]:
-    """Relative path -> exact content of every generated file."""
+def generated_files(extra: dict[str, type[BaseModel]] | None = None) -> dict[str, str]:
+    """Relative path -> exact content of every generated file. `extra` adds models from other layers (the CLI
+    passes the leaderboard's export models; this package never imports them)."""
     out = {"docs/rules.md": rules_markdown()}
-    for name in MODELS:
-        out[f"schemas/{name}.schema.json"] = _render_json(json_schema(name))
-        out[f"docs/reference/{name}.md"] = reference_markdown(name)
+    for name in {**MODELS, **(extra or {})}:
+        out[f"schemas/{name}.schema.json"] = _render_json(json_schema(name, extra))
+        out[f"docs/reference/{name}.md"] = reference_markdown(name, extra)
     return out
 
 
-def write(root: Path) -> list[str]:
+def write(root: Path, extra: dict[str, type[BaseModel]] | None = None) -> list[str]:
     written = []
-    for rel, content in generated_files().items():
+    for rel, content in generated_files(extra).items():
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists() or target.read_text(encoding="utf-8") != content:
@@ -125,10 +133,10 @@ def write(root: Path) -> list[str]:
     return written
 
 
-def drift(root: Path) -> list[str]:
+def drift(root: Path, extra: dict[str, type[BaseModel]] | None = None) -> list[str]:
     """Generated files that are missing or differ from what the models produce."""
     return [
-        rel for rel, content in generated_files().items()
+        rel for rel, content in generated_files(extra).items()
         if not (root / rel).is_file() or (root / rel).read_text(encoding="utf-8") != content
     ]
 
