@@ -175,7 +175,13 @@ def curves_svg(series: list[tuple[str, list[tuple[float, float]]]], y_label: str
     for t in _ticks(y0, y1):
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{sy(t):.1f}" y2="{sy(t):.1f}" stroke="#eee"/>'
                    f'<text x="{left - 6}" y="{sy(t) + 4:.1f}" text-anchor="end" font-size="11">{_fmt(t)}</text>')
-    xticks = [10 ** k for k in range(math.ceil(x0), math.floor(x1) + 1)] if log else _ticks(x0, x1)
+    if log:
+        # decades, and 2x/5x steps when the curve spans fewer than three of them
+        steps = (1,) if x1 - x0 >= 3 else (1, 2, 5)
+        xticks = [m * 10 ** k for k in range(math.floor(x0), math.ceil(x1) + 1) for m in steps
+                  if x0 - 1e-9 <= math.log10(m * 10 ** k) <= x1 + 1e-9]
+    else:
+        xticks = _ticks(x0, x1)
     for t in xticks:
         out.append(f'<text x="{sx(t):.1f}" y="{top + ph + 16}" text-anchor="middle" font-size="11">{_fmt(t)}</text>')
     out.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle" font-size="12">samples seen'

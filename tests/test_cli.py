@@ -271,5 +271,9 @@ def test_schemas_write_repairs_drift(tmp_path):
 def test_schemas_write_into_empty_root(tmp_path):
     result = invoke("schemas", "--root", str(tmp_path / "fresh"))
     assert result.exit_code == 0
-    assert sorted(result.stdout.strip().splitlines()) == sorted(f"wrote {rel}" for rel in generated_files())
+    from leaderboard.exports import LeaderboardExport
+
+    expected = generated_files({"leaderboard": LeaderboardExport})
+    assert "schemas/leaderboard.schema.json" in expected
+    assert sorted(result.stdout.strip().splitlines()) == sorted(f"wrote {rel}" for rel in expected)
     assert invoke("schemas", "--check", "--root", str(tmp_path / "fresh")).exit_code == 0
