@@ -316,18 +316,18 @@ def samples(ctx: RunContext) -> None:
                 "declare method: {name, data_selection: true}, or set forward_only_samples to 0")
     if run.training is None:
         return
+    # Every optimizer step trains on one global batch, whatever chose its samples; a data-selection method's
+    # scoring passes are reported apart, as forward_only_samples.
     b = run.training.batch
     global_batch = b.micro_batch * b.accumulation * b.world_size
     processed = run.training.steps * global_batch
     for i in range(len(run.results)):
-        seen, fo = _seed_samples(ctx, i), _seed_forward_only(ctx, i)
-        total = seen + fo if selecting else seen
-        if total != processed:
+        seen = _seed_samples(ctx, i)
+        if seen != processed:
             where = f"$.results[{i}].samples_seen" if run.results[i].samples_seen is not None else "$.compute.samples_seen"
-            what = f"samples_seen {seen:,}" + (f" + forward_only_samples {fo:,}" if selecting else "")
             p.error(where, "samples-inconsistent",
-                    f"{what} = {total:,} but steps x global batch = {run.training.steps:,} x {global_batch:,} = {processed:,}",
-                    "samples seen must count every sample that got a gradient, over all epochs")
+                    f"samples_seen {seen:,} but steps x global batch = {run.training.steps:,} x {global_batch:,} = "
+                    f"{processed:,}", "samples seen must count every sample that got a gradient, over all epochs")
             break  # the same mismatch on every seed says nothing new
 
 
