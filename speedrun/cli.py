@@ -229,6 +229,66 @@ def serve(storage_path: str, port: int, host: str, flops: bool) -> None:
         click.echo("stopped")
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--device", default="cpu", show_default=True, help="Device passed to the script: cpu, cuda, cuda:1 ...")
+@click.option("--nproc", type=int, default=1, show_default=True, help="Processes (GPUs); >1 starts the script under torchrun.")
+@click.option("--seeds", type=int, multiple=True, help="Seeds to rerun (repeat the option); default: every claimed seed.")
+@click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds allowed per seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the reproduction report as JSON.")
+@click.option("--record", is_flag=True,
+              help="If the rerun agrees, write reproductions/<date>-<hardware>.json into the run folder.")
+@_guard
+def reproduce(run_dir: Path, device: str, nproc: int, seeds: tuple[int, ...], timeout: float, as_json: bool,
+              record: bool) -> None:
+    """Rerun a run's script in a sandboxed copy and compare with its claim within the track's tolerance."""
+    import json
+
+    from validator.checker import Checker
+    from validator.reproduce import reproduce as do_reproduce
+
+    checker = Checker()
+
+    def track_of(path: Path, track_id: str):
+        result, _ = checker._track_for(path, track_id)
+        return result.track if result is not None and result.valid else None
+
+    report = do_reproduce(run_dir, track_of, device=device, nproc=nproc, seeds=list(seeds) or None,
+                          timeout_s=timeout, record=record, progress=lambda msg: click.echo(msg, err=True))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for d in (d for s in report.seeds for d in s.deltas):
+            where = f"seed {d['seed']}" + (f" {d['setting']}" if d["setting"] else "")
+            click.echo(f"{where:>18} {d['metric']:<16} claimed {d['claimed']:.4f}  reproduced {d['reproduced']:.4f}  "
+                       f"Δ {d['delta']:+.4f} {'ok' if d['ok'] else 'OUT OF TOLERANCE'}")
+        click.echo(f"verdict: {report.verdict}" + (f" ({'; '.join(report.reasons)})" if report.reasons else ""))
+        if report.recorded:
+            click.echo(f"recorded {report.recorded}")
+        elif record:
+            click.echo("nothing recorded: only a reproduction that agrees is written")
+    sys.exit(EXIT_OK if report.verdict == "reproduced" else EXIT_INVALID)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--track", required=True, help="Track id (a folder under --runs).")
+@click.option("--runs", "runs_dir", type=click.Path(path_type=Path, file_okay=False, exists=True), default="runs",
+              show_default=True)
+@click.option("--team", help="Your team name (written into run.py where it has a TEAM constant).")
+@click.option("--author", help="Your name (written into run.py where it has an AUTHORS constant).")
+@_guard
+def new(name: str, track: str, runs_dir: Path, team: str | None, author: str | None) -> None:
+    """Scaffold runs/<track>/<NAME>/ from the track's starter run (or frozen reference) to train and submit."""
+    from validator.scaffold import scaffold
+
+    run_dir, notes = scaffold(runs_dir / track, name, team=team, author=author)
+    click.echo(f"created {run_dir}/")
+    for note in notes:
+        click.echo(f"  {note}")
+    click.echo(f"next: cd {run_dir} && python run.py && speedrun validate {run_dir}")
+
+
 @cli.group("import")
 def import_() -> None:
     """Import results from other competitions' formats as runs."""

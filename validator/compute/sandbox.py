@@ -23,7 +23,7 @@ MAX_COPY_BYTES = 64 * 1024 * 1024
 @dataclass(frozen=True)
 class Limits:
     timeout_s: float = 180.0
-    memory_bytes: int = 6 * 1024**3
+    memory_bytes: int | None = 6 * 1024**3  # None: no address-space limit (CUDA reserves terabytes of it)
     cpu_seconds: int = 600
     file_bytes: int = 256 * 1024**2
     network: bool = False
@@ -106,6 +106,8 @@ def _limit(limits: Limits):
             (resource.RLIMIT_FSIZE, limits.file_bytes),
             (resource.RLIMIT_CORE, 0),
         ):
+            if value is None:
+                continue
             try:
                 resource.setrlimit(res, (value, value))
             except (ValueError, OSError):
@@ -114,8 +116,9 @@ def _limit(limits: Limits):
 
 
 def run_python(args: list[str], *, workdir: Path, limits: Limits = Limits(), threads: int = 2,
-               extra_env: dict[str, str] | None = None) -> Outcome:
-    """Run `python -I <args>` in `workdir` under the limits."""
+               extra_env: dict[str, str] | None = None, pass_env: tuple[str, ...] = ()) -> Outcome:
+    """Run `python -I <args>` in `workdir` under the limits. `pass_env` names variables of this process to keep
+    (device selection, never secrets)."""
     argv = [sys.executable, "-I", *args]
     isolated = False
     if not limits.network and network_isolation_available():
@@ -124,6 +127,7 @@ def run_python(args: list[str], *, workdir: Path, limits: Limits = Limits(), thr
         argv = ["unshare", "-rn", *(["--pid", "--fork", "--kill-child"] if pid_namespace_available() else []), *argv]
         isolated = True
     env = _scrubbed_env(workdir, threads)
+    env.update({k: os.environ[k] for k in pass_env if k in os.environ})
     env.update(extra_env or {})
     proc = subprocess.Popen(argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, errors="replace", preexec_fn=_limit(limits))
@@ -149,15 +153,16 @@ def run_python(args: list[str], *, workdir: Path, limits: Limits = Limits(), thr
 class Workspace:
     """A temporary copy of a run folder, removed afterwards."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, skip: tuple[str, ...] = ("logs", "reproductions")) -> None:
         self.run_dir = run_dir
+        self.skip = skip
         self._tmp: tempfile.TemporaryDirectory | None = None
 
     def __enter__(self) -> Path:
         self._tmp = tempfile.TemporaryDirectory(prefix="speedrun-sandbox-")
         path = Path(self._tmp.name) / "run"
         path.mkdir()
-        copy_run_folder(self.run_dir, path)
+        copy_run_folder(self.run_dir, path, self.skip)
         return path
 
     def __exit__(self, *exc) -> None:

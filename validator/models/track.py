@@ -223,6 +223,10 @@ class Track(StrictModel):
     submission_policy: SubmissionPolicy | None = Field(default=None, description="Rate limit per team; null for none.")
     tolerance: Tolerance = Field(default_factory=Tolerance, description="How close a reproduction must come.")
     rules: list[str] = Field(default_factory=list, description="Rules in words (anti-gaming, data), listed on every page.")
+    starter: str | None = Field(
+        default=None,
+        description="Run folder `speedrun new` copies as a starting point (constrained tracks copy the reference).",
+    )
     links: list[Link] = Field(default_factory=list, description="Further reading.")
 
     @model_validator(mode="after")

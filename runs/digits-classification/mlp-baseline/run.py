@@ -29,6 +29,8 @@ TRACK = "digits-classification"
 TRAIN, VAL = 1024, 386
 CHECKPOINTS = [TRAIN * m for m in (1, 2, 4, 8, 16, 32)]
 CONFIG = {"hidden": 128, "batch": 64, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}
+TEAM = "speedrun-maintainers"
+AUTHORS = [{"name": "Speedrun maintainers", "affiliation": "speedrun"}]
 
 
 def load_split():
@@ -145,8 +147,8 @@ def main() -> None:
         "schema_version": 1,
         "track": TRACK,
         "name": HERE.name,
-        "team": "speedrun-maintainers",
-        "authors": [{"name": "Speedrun maintainers", "affiliation": "speedrun"}],
+        "team": TEAM,
+        "authors": AUTHORS,
         "date": dt.date.today().isoformat(),
         "description": "Two-layer MLP (64-128-10), SGD with Nesterov momentum and a one-cycle schedule, 32 epochs.",
         "task": {"description": "10-way classification of sklearn's 8x8 digits on the track's fixed split."},

@@ -1,0 +1,123 @@
+"""`speedrun reproduce` and `speedrun new` on real runs, on the CPU."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from speedrun.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def runs(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    shutil.copytree(ROOT / "runs" / "digits-classification", runs / "digits-classification",
+                    ignore=shutil.ignore_patterns("__pycache__", "reproductions", "ast-*"))
+    monkeypatch.chdir(tmp_path)
+    return runs
+
+
+def _variant(runs: Path, name: str, patch=None, claim=None) -> Path:
+    run = runs / "digits-classification" / name
+    shutil.copytree(runs / "digits-classification" / "mlp-baseline", run)
+    if patch:
+        script = run / "run.py"
+        script.write_text(patch(script.read_text()))
+    if claim:
+        path = run / "speedrun_analysis.json"
+        data = json.loads(path.read_text())
+        claim(data)
+        path.write_text(json.dumps(data, indent=2))
+    return run
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_reproduces_the_baseline_and_records_it(runs):
+    run = runs / "digits-classification" / "mlp-baseline"
+    before = _snapshot(run)
+    result = CliRunner().invoke(cli, ["reproduce", str(run), "--seeds", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "reproduced" and report["recorded"] is None
+    assert {d["metric"] for d in report["deltas"]} == {"val_top1", "test_top1"}
+    assert all(abs(d["delta"]) <= report["tolerance"]["metric_abs"] for d in report["deltas"])
+    assert _snapshot(run) == before  # nothing written without --record
+
+    result = CliRunner().invoke(cli, ["reproduce", str(run), "--seeds", "1", "--record"])
+    assert result.exit_code == 0, result.output
+    recorded = list((run / "reproductions").glob("*.json"))
+    assert len(recorded) == 1
+    data = json.loads(recorded[0].read_text())
+    assert data["verdict"] == "reproduced" and data["device"] == "cpu" and data["versions"]["torch"]
+    assert data["hardware"].startswith("CPU")
+
+    from leaderboard.build import build_site
+
+    build_site(runs, runs.parent / "site", charts=False)
+    board = json.loads((runs.parent / "site" / "tracks" / "digits-classification.json").read_text())
+    assert {e["name"]: e["status"] for e in board["entries"]}["mlp-baseline"] == "reproduced"
+
+
+@pytest.mark.parametrize("name, patch, claim, expected", [
+    ("crashes", lambda s: s.replace("    data, checksum = load_split()", "    raise SystemExit(3)"), None,
+     "the script failed (exit 3)"),
+    ("writes-nothing", lambda s: s.replace("    out.write_text(json.dumps(analysis", "    return\n    out.write_text(json.dumps(analysis"),
+     None, "wrote no speedrun_analysis.json"),
+    ("hangs", lambda s: s.replace("    data, checksum = load_split()", "    import time; time.sleep(600)"), None,
+     "timed out after 4 s"),
+    ("overclaims", None, lambda d: [r["final"].update(test_top1=round(r["final"]["test_top1"] + 0.2, 6))
+                                    for r in d["results"]], "out of tolerance"),
+])
+def test_failures_give_a_verdict_and_write_nothing(runs, name, patch, claim, expected):
+    run = _variant(runs, name, patch, claim)
+    before = _snapshot(run)
+    result = CliRunner().invoke(cli, ["reproduce", str(run), "--seeds", "0", "--record", "--timeout", "4"
+                                      if name == "hangs" else "600"])
+    assert result.exit_code == 1, result.output
+    assert expected.lower() in result.output.lower()
+    assert "verdict: " in result.stdout and "reproduced" not in result.stdout.split("verdict: ")[1].split()[0]
+    assert "nothing recorded" in result.stdout
+    assert _snapshot(run) == before
+    assert "Traceback" not in result.output
+
+
+def test_missing_seed_and_cited_results_are_refused(runs, tmp_path):
+    run = runs / "digits-classification" / "mlp-baseline"
+    result = CliRunner().invoke(cli, ["reproduce", str(run), "--seeds", "7"])
+    assert result.exit_code == 1 and "seed(s) [7]" in result.output
+
+    empty = tmp_path / "empty-run"
+    empty.mkdir()
+    result = CliRunner().invoke(cli, ["reproduce", str(empty)])
+    assert result.exit_code == 1 and "nothing is claimed" in result.output
+
+
+def test_new_scaffolds_a_run_that_validates_once_trained(runs):
+    result = CliRunner().invoke(cli, ["new", "my-first-run", "--track", "digits-classification",
+                                      "--team", "team-zed", "--author", "Zed Example"])
+    assert result.exit_code == 0, result.output
+    run = runs / "digits-classification" / "my-first-run"
+    assert sorted(p.name for p in run.iterdir()) == ["README.md", "run.py"]
+    text = (run / "run.py").read_text()
+    assert "TEAM = 'team-zed'" in text and "Zed Example" in text
+
+    subprocess.run([sys.executable, "run.py", "--seeds", "0", "1", "2"], cwd=run, check=True, capture_output=True,
+                   timeout=300)
+    result = CliRunner().invoke(cli, ["validate", str(run), "--no-flops", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((run / "speedrun_analysis.json").read_text())
+    assert data["name"] == "my-first-run" and data["team"] == "team-zed"
+
+    again = CliRunner().invoke(cli, ["new", "my-first-run", "--track", "digits-classification"])
+    assert again.exit_code == 1 and "already exists" in again.output
+    bad = CliRunner().invoke(cli, ["new", "Bad Name", "--track", "digits-classification"])
+    assert bad.exit_code == 1 and "lowercase" in bad.output

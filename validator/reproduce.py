@@ -1,0 +1,197 @@
+"""`speedrun reproduce`: rerun a run's script in a fresh sandboxed copy and compare with its claim.
+
+The script contract (CONTRIBUTING.md): `python run.py --seeds S... --device cpu|cuda --out DIR` writes
+`DIR/speedrun_analysis.json` and `DIR/logs/`. Each seed runs on its own, so progress shows seed by seed; with
+`nproc > 1` the script is started under torchrun. Nothing in the run folder changes unless `record` is asked for and
+the reproduction agrees.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import platform
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .checker import load_validated
+from .compute.sandbox import Limits, Workspace, run_python
+from .discover import ANALYSIS_NAMES
+from .models import RunAnalysis, Track
+from .problems import InvalidInput, Problems
+
+
+@dataclass
+class SeedOutcome:
+    seed: int
+    ok: bool
+    seconds: float
+    deltas: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    hardware: str | None = None
+
+
+@dataclass
+class Reproduction:
+    run: str
+    track: str
+    device: str
+    nproc: int
+    seeds: list[SeedOutcome]
+    tolerance: dict
+    versions: dict
+    verdict: str = "reproduced"
+    reasons: list[str] = field(default_factory=list)
+    recorded: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "run": self.run, "track": self.track, "verdict": self.verdict, "reasons": self.reasons,
+            "device": self.device, "nproc": self.nproc,
+            "hardware": next((s.hardware for s in self.seeds if s.hardware), None),
+            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "tolerance": self.tolerance, "versions": self.versions,
+            "wall_time_seconds": round(sum(s.seconds for s in self.seeds), 2),
+            "seeds": [{"seed": s.seed, "ok": s.ok, "seconds": round(s.seconds, 2), "deltas": s.deltas,
+                       "problems": s.problems} for s in self.seeds],
+            "deltas": [d for s in self.seeds for d in s.deltas],
+            "recorded": self.recorded,
+        }
+
+
+def load_claim(run_dir: Path, track_lookup: Callable[[Path, str], Track | None]) -> tuple[RunAnalysis, Track]:
+    file = next((run_dir / n for n in ANALYSIS_NAMES if (run_dir / n).is_file()), None)
+    if file is None:
+        raise InvalidInput(f"{run_dir}: no speedrun_analysis.json to reproduce; nothing is claimed yet")
+    problems = Problems(str(file))
+    analysis = load_validated(file, "run", problems)
+    if analysis is None:
+        raise InvalidInput(f"{file} is invalid ({problems.items[0].line() if problems.items else 'unreadable'}); "
+                           f"run `speedrun validate {run_dir}` first")
+    if analysis.files.script is None:
+        raise InvalidInput(f"{file}::$.files.script: the run names no script (a cited result cannot be rerun)")
+    track = track_lookup(run_dir, analysis.track)
+    if track is None:
+        raise InvalidInput(f"{file}::$.track: track {analysis.track!r} not found or invalid")
+    return analysis, track
+
+
+def _compare(claimed: RunAnalysis, fresh: RunAnalysis, seed: int, track: Track) -> tuple[list[dict], list[str]]:
+    tol = track.tolerance
+    deltas, problems = [], []
+    claims = {(r.seed, r.setting): r for r in claimed.results if r.seed == seed}
+    got = {(r.seed, r.setting): r for r in fresh.results if r.seed == seed}
+    for key, want in sorted(claims.items(), key=lambda kv: str(kv[0])):
+        label = f"seed {seed}" + (f" setting {key[1]}" if key[1] else "")
+        have = got.get(key)
+        if have is None:
+            problems.append(f"{label}: the rerun produced no result")
+            continue
+        for metric, value in sorted(want.final.items()):
+            if metric not in have.final:
+                problems.append(f"{label}: the rerun did not report {metric}")
+                continue
+            delta = have.final[metric] - value
+            ok = abs(delta) <= tol.metric_abs
+            deltas.append({"seed": seed, "setting": key[1], "metric": metric, "claimed": value,
+                           "reproduced": have.final[metric], "delta": delta, "ok": ok})
+            if not ok:
+                problems.append(f"{label}: {metric} {have.final[metric]:.4f} vs claimed {value:.4f} "
+                                f"(|Δ| {abs(delta):.4f} > tolerance {tol.metric_abs})")
+        if [p.samples for p in want.curve] != [p.samples for p in have.curve]:
+            problems.append(f"{label}: curve checkpoints differ ({[p.samples for p in have.curve]})")
+    want_samples = max([claimed.compute.samples_seen] + [r.samples_seen or 0 for r in claims.values()])
+    have_samples = max([fresh.compute.samples_seen] + [r.samples_seen or 0 for r in got.values()])
+    if want_samples and abs(have_samples / want_samples - 1) > tol.samples_rel:
+        problems.append(f"seed {seed}: samples seen {have_samples:,} vs claimed {want_samples:,}")
+    return deltas, problems
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    try:
+        import torch
+
+        out["torch"] = torch.__version__
+        out["cuda"] = torch.version.cuda
+        if torch.cuda.is_available():
+            out["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except ImportError:
+        out["torch"] = None
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48] or "unknown"
+
+
+def reproduce(run_dir: Path, track_lookup, *, device: str = "cpu", nproc: int = 1, seeds: list[int] | None = None,
+              timeout_s: float = 3600.0, record: bool = False,
+              progress: Callable[[str], None] = lambda _m: None) -> Reproduction:
+    claimed, track = load_claim(run_dir, track_lookup)
+    wanted = seeds or sorted(set(claimed.seeds))
+    missing = [s for s in wanted if s not in claimed.seeds]
+    if missing:
+        raise InvalidInput(f"seed(s) {missing} are not among the run's claimed seeds {sorted(set(claimed.seeds))}")
+    if nproc < 1:
+        raise InvalidInput("--nproc must be at least 1")
+    # CUDA maps a huge virtual address space: an address-space limit would break it, so only CPU runs get one.
+    limits = Limits(timeout_s=timeout_s, memory_bytes=None if device.startswith("cuda") else 8 * 1024**3,
+                    cpu_seconds=int(timeout_s * max(1, nproc) * 4), network=nproc > 1)
+    result = Reproduction(run_dir.name, track.id, device, nproc, [], track.tolerance.model_dump(), _versions())
+    script = claimed.files.script
+    for seed in wanted:
+        progress(f"seed {seed}: training ({device}{f', {nproc} processes' if nproc > 1 else ''}) ...")
+        t0 = time.perf_counter()
+        with Workspace(run_dir, skip=("logs", "reproductions") + ANALYSIS_NAMES) as ws:
+            out = ws / ".reproduction"
+            launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
+            outcome = run_python([*launcher, script, "--seeds", str(seed), "--device", device, "--out", str(out)],
+                                 workdir=ws, limits=limits, threads=max(1, 2 // nproc),
+                                 pass_env=("CUDA_VISIBLE_DEVICES", "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST",
+                                           "NVSHMEM_DISABLE_NVLS", "LD_LIBRARY_PATH"))
+            seconds = time.perf_counter() - t0
+            fresh = None
+            problems: list[str] = []
+            if outcome.timed_out:
+                problems.append(f"timed out after {timeout_s:.0f} s")
+            elif outcome.returncode != 0:
+                tail = [ln for ln in outcome.stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
+                problems.append(f"the script failed (exit {outcome.returncode}): {tail[0][:300]}")
+            else:
+                file = next((out / n for n in ANALYSIS_NAMES if (out / n).is_file()), None)
+                if file is None:
+                    problems.append(f"the script wrote no speedrun_analysis.json into --out")
+                else:
+                    p = Problems(str(file))
+                    fresh = load_validated(file, "run", p)
+                    if fresh is None:
+                        problems.append(f"the rerun's analysis is invalid: {p.items[0].line() if p.items else '?'}")
+            deltas: list[dict] = []
+            if fresh is not None:
+                deltas, more = _compare(claimed, fresh, seed, track)
+                problems += more
+            hardware = fresh.compute.hardware.accelerator if fresh is not None else None
+        outcome_seed = SeedOutcome(seed, not problems, seconds, deltas, problems, hardware)
+        result.seeds.append(outcome_seed)
+        worst = max((abs(d["delta"]) for d in deltas), default=math.nan)
+        progress(f"seed {seed}: {'agrees' if outcome_seed.ok else 'DISAGREES'} in {seconds:.1f} s"
+                 + (f" (largest |Δ| {worst:.4f}, tolerance {track.tolerance.metric_abs})" if deltas else "")
+                 + ("" if outcome_seed.ok else f": {'; '.join(problems)}"))
+    failed = [s for s in result.seeds if not s.ok]
+    if failed:
+        result.verdict = "failed" if any(not s.deltas for s in failed) else "disagrees"
+        result.reasons = [p for s in failed for p in s.problems]
+    if record and result.verdict == "reproduced":
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+        hardware = _slug(next((s.hardware for s in result.seeds if s.hardware), device))
+        target = run_dir / "reproductions" / f"{stamp}-{hardware}{f'-x{nproc}' if nproc > 1 else ''}.json"
+        target.parent.mkdir(exist_ok=True)
+        result.recorded = str(target)
+        target.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return result
