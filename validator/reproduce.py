@@ -118,9 +118,7 @@ def _versions() -> dict:
         import torch
 
         out["torch"] = torch.__version__
-        out["cuda"] = torch.version.cuda
-        if torch.cuda.is_available():
-            out["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        out["cuda"] = torch.version.cuda  # the build's CUDA; the parent never initialises a device itself
     except ImportError:
         out["torch"] = None
     return out
@@ -141,8 +139,9 @@ def reproduce(run_dir: Path, track_lookup, *, device: str = "cpu", nproc: int = 
     if nproc < 1:
         raise InvalidInput("--nproc must be at least 1")
     # CUDA maps a huge virtual address space: an address-space limit would break it, so only CPU runs get one.
-    limits = Limits(timeout_s=timeout_s, memory_bytes=None if device.startswith("cuda") else 8 * 1024**3,
-                    cpu_seconds=int(timeout_s * max(1, nproc) * 4), network=nproc > 1)
+    gpu = device.startswith("cuda")
+    limits = Limits(timeout_s=timeout_s, memory_bytes=None if gpu else 8 * 1024**3,
+                    cpu_seconds=int(timeout_s * max(1, nproc) * 4), network=nproc > 1, pid_namespace=not gpu)
     result = Reproduction(run_dir.name, track.id, device, nproc, [], track.tolerance.model_dump(), _versions())
     script = claimed.files.script
     for seed in wanted:
