@@ -101,6 +101,29 @@ def records_spec(track: dict) -> dict | None:
         width=WIDTH, height=HEIGHT // 1.5, title="Record progression").to_dict()
 
 
+def run_curves_spec(track: dict, name: str, curves: list[dict]) -> dict | None:
+    """One run's per-seed curves of the primary metric (for a PR comment's PNG)."""
+    metric = _metric(track)
+    rows = [{"seed": f"seed {c['seed']}" + (f" ({c['setting']})" if c.get("setting") else ""), "samples": p["samples"],
+             "value": p[metric["id"]]} for c in curves for p in c["points"] if metric["id"] in p]
+    if not rows:
+        return None
+    log_x = all(r["samples"] > 0 for r in rows)
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        x=alt.X("samples:Q", title="samples seen", scale=alt.Scale(type="log" if log_x else "linear")),
+        y=alt.Y("value:Q", title=_axis_title(metric), scale=alt.Scale(zero=False)), color=alt.Color("seed:N"))
+    layers = [base.mark_line(), base.mark_point(filled=True)]
+    threshold = _threshold(track)
+    if threshold is not None:
+        layers.append(alt.Chart(alt.Data(values=[{"t": threshold}])).mark_rule(strokeDash=[4, 4], color="#888")
+                      .encode(y="t:Q"))
+    return alt.layer(*layers).properties(width=480, height=240, title=f"{name}: {metric['name']}").to_dict()
+
+
+def to_png(spec: dict, scale: float = 2.0) -> bytes:
+    return _vlc().vegalite_to_png(spec, scale=scale)
+
+
 @functools.lru_cache(maxsize=1)
 def _vlc():
     import vl_convert

@@ -68,9 +68,13 @@ FORMATS = ["text", "markdown", "json", "github"]
 @click.option("--base", default="main", show_default=True, help="Base revision for --changed (e.g. origin/main).")
 @click.option("--maintainer", is_flag=True, help="With --changed: allow changes outside run folders (tracks, code).")
 @click.option("--max-file-mb", type=float, default=5.0, show_default=True, help="With --changed: largest file accepted.")
+@click.option("--png-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Write a PNG of each valid run's curves here; the markdown report embeds them.")
+@click.option("--png-url", default="", help="URL prefix under which --png-dir is published (default: relative links).")
 @_guard
 def validate(paths: tuple[Path, ...], fmt: str, tracks_root: Path | None, output: Path | None, flops: bool,
-             timeout: float, changed: bool, base: str, maintainer: bool, max_file_mb: float) -> None:
+             timeout: float, changed: bool, base: str, maintainer: bool, max_file_mb: float, png_dir: Path | None,
+             png_url: str) -> None:
     """Check run folders, track folders or a whole runs/ tree (default: runs/)."""
     from validator.checker import Checker
     from validator.compute.sandbox import Limits
@@ -87,7 +91,8 @@ def validate(paths: tuple[Path, ...], fmt: str, tracks_root: Path | None, output
         if tracks_root is None and not paths and Path("runs").is_dir():
             checker.tracks_root = Path("runs")
         report = checker.check_paths(targets)
-    rendered = REPORTERS[fmt](report)
+    images = _curve_pngs(report, png_dir, png_url) if png_dir else None
+    rendered = REPORTERS["markdown"](report, images) if fmt == "markdown" else REPORTERS[fmt](report)
     click.echo(rendered, nl=False)
     if output:
         output.write_text(rendered, encoding="utf-8")
@@ -96,6 +101,31 @@ def validate(paths: tuple[Path, ...], fmt: str, tracks_root: Path | None, output
         with open(summary, "a", encoding="utf-8") as fh:
             fh.write(REPORTERS["markdown"](report))
     sys.exit(EXIT_OK if report.valid else EXIT_INVALID)
+
+
+def _curve_pngs(report, png_dir: Path, png_url: str) -> dict[str, str]:
+    """PNG charts of each run's curves for the PR comment (the CLI sees both layers: validator results, leaderboard
+    charts)."""
+    from leaderboard.charts import run_curves_spec, to_png
+
+    png_dir.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for r in report.runs:
+        if r.analysis is None or r.track is None:
+            continue
+        track = {"metrics": [m.model_dump() for m in r.track.metrics], "primary_metric": r.track.primary_metric,
+                 "ranking": [{"kind": x.kind, "threshold": getattr(x, "threshold", None)}
+                             for x in [r.track.ranking.primary, *r.track.ranking.tie_breakers]]}
+        curves = [{"seed": x.seed, "setting": x.setting,
+                   "points": [{"samples": p.samples, **(p.model_extra or {})} for p in x.curve]}
+                  for x in r.analysis.results]
+        spec = run_curves_spec(track, r.name, curves)
+        if spec is None:
+            continue
+        file = f"{r.track.id}--{r.name}.png"
+        (png_dir / file).write_bytes(to_png(spec))
+        out[r.display] = f"{png_url.rstrip('/')}/{file}" if png_url else file
+    return out
 
 
 def _validate_changed(checker, base: str, maintainer: bool, max_file_bytes: int):

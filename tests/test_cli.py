@@ -277,3 +277,13 @@ def test_schemas_write_into_empty_root(tmp_path):
     assert "schemas/leaderboard.schema.json" in expected
     assert sorted(result.stdout.strip().splitlines()) == sorted(f"wrote {rel}" for rel in expected)
     assert invoke("schemas", "--check", "--root", str(tmp_path / "fresh")).exit_code == 0
+
+
+def test_markdown_embeds_a_png_of_the_curves(tmp_path):
+    out = tmp_path / "pngs"
+    result = invoke("validate", "runs/digits-classification/mlp-baseline", "--no-flops", "--format", "markdown",
+                    "--png-dir", str(out), "--png-url", "https://example.org/pr-42")
+    assert result.exit_code == 0, result.output
+    png = out / "digits-classification--mlp-baseline.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert "![curves of mlp-baseline](https://example.org/pr-42/digits-classification--mlp-baseline.png)" in result.stdout

@@ -123,7 +123,8 @@ def _md(text_: str) -> str:
     return text_.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def markdown(report: Report) -> str:
+def markdown(report: Report, images: dict[str, str] | None = None) -> str:
+    """The PR comment. `images` maps a run's display path to the URL of a chart of its curves."""
     n_bad = sum(not r.valid for r in report.runs) + sum(not t.valid for t in report.tracks)
     n_policy = sum(p.severity == "error" for p in report.policy)
     if n_bad == 0 and n_policy == 0:
@@ -148,6 +149,8 @@ def markdown(report: Report) -> str:
         lines += [f"### {icon} `{_md(r.display)}` on track `{_md(r.track_id or '?')}`: {_status(r.valid, r.warnings)}", ""]
         if r.analysis is not None and r.track is not None:
             lines += [_results_line(r), ""]
+        if images and r.display in images:
+            lines += [f"![curves of {_md(r.name)}]({images[r.display]})", ""]
         if r.compute and "error" not in r.compute:
             c = r.compute
             lines += ["| compute | recomputed | claimed |", "|---|---|---|",
