@@ -21,7 +21,7 @@ from validator.discover import discover
 from validator.result import RunResult, TrackResult
 
 from . import stats
-from .ranking import Entry, Figure, better_is_lower, rank, rule_label
+from .ranking import Entry, Figure, better_is_lower, rank, rule_label, setting_figures
 
 LEADERBOARD_FORMAT_VERSION = 1
 MAX_COPIED_FILE_BYTES = 1024 * 1024
@@ -114,6 +114,8 @@ def _entry(e: Entry, result: RunResult, track_rules) -> dict:
         "seeds": run.seeds,
         "figures": [_fig(f) for f in e.figures],
         "metrics": {k: _fig(v) for k, v in e.metrics.items()},
+        "settings": {m: {k: _fig(f) for k, f in setting_figures(run, m).items()} for m in e.metrics}
+        if any(r.setting for r in run.results) else {},
         "status": _status(result, reproductions),
         "reproductions": reproductions,
         "warnings": _problems(result.warnings),

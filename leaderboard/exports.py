@@ -110,8 +110,8 @@ def _csv(track: dict, exported: dict) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     metric_ids = [m["id"] for m in track["metrics"]]
     writer.writerow(["rank", "name", "team", "date", "parameters", "samples_seen", "claimed_flops", "recomputed_flops",
-                     "status", *[f"{r['kind']}_mean" for r in track["ranking"]],
-                     *[f"{r['kind']}_std" for r in track["ranking"]],
+                     "status", *[f"rule{i + 1}_{r['kind']}_mean" for i, r in enumerate(track["ranking"])],
+                     *[f"rule{i + 1}_{r['kind']}_std" for i, r in enumerate(track["ranking"])],
                      *[f"{m}_mean" for m in metric_ids], *[f"{m}_std" for m in metric_ids], "p_value"])
     for e in exported["entries"]:
         writer.writerow([e["rank"] if e["rank"] is not None else "", e["name"], e["team"], e["date"], e["parameters"],

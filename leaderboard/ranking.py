@@ -166,6 +166,24 @@ def figure(rule, run: RunAnalysis, track: Track, baseline: RunAnalysis | None = 
     return Figure.of(values)
 
 
+def _metric_figure(run: RunAnalysis, metric_id: str) -> Figure:
+    """Final metric over seeds; with settings, each seed's value is its mean over settings (None if one is missing)."""
+    per_seed = []
+    for results in _by_seed(run).values():
+        values = [r.final.get(metric_id) for r in results]
+        per_seed.append(None if not values or any(v is None for v in values) else statistics.fmean(values))
+    return Figure.of(per_seed or [None])
+
+
+def setting_figures(run: RunAnalysis, metric_id: str) -> dict[str, Figure]:
+    """Per setting: the final metric over seeds (MaxCLIP publishes each scale)."""
+    out: dict[str, list[float | None]] = {}
+    for r in run.results:
+        if r.setting is not None:
+            out.setdefault(r.setting, []).append(r.final.get(metric_id))
+    return {k: Figure.of(v) for k, v in out.items()}
+
+
 @dataclass
 class Entry:
     name: str
@@ -182,10 +200,7 @@ def rank(runs: dict[str, RunAnalysis], track: Track) -> list[Entry]:
     for name, run in runs.items():
         base = runs.get(run.baseline.run) if run.baseline and not run.baseline.track else None
         figs = [figure(rule, run, track, base) for rule in rules]
-        metric_figs = {
-            m.id: Figure.of([r.final.get(m.id) for r in run.results if r.setting is None] or [None])
-            for m in track.metrics
-        }
+        metric_figs = {m.id: _metric_figure(run, m.id) for m in track.metrics}
         entries.append(Entry(name, run, figs, metrics=metric_figs))
 
     def key(e: Entry):

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def tree(tmp_path):
     """A copy of the bundled runs plus one invalid run and one run with HTML in its description."""
     runs = tmp_path / "runs"
-    shutil.copytree(ROOT / "runs", runs)
+    shutil.copytree(ROOT / "runs" / "digits-classification", runs / "digits-classification",
+                    ignore=shutil.ignore_patterns("ast-*", "__pycache__", "reproductions"))
     track = runs / "digits-classification"
     good = track / "mlp-baseline"
 
