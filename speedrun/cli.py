@@ -406,8 +406,10 @@ def import_zip(zip_file: Path, track: str, name: str, runs_dir: Path) -> None:
 
 def _register() -> None:
     from speedrun.comment import comment
+    from validator.importers.ast_template import ast_template_command
 
     cli.add_command(comment)
+    import_.add_command(ast_template_command)
 
 
 _register()
