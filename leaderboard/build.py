@@ -305,21 +305,27 @@ def build_site(runs_dir: Path, out_dir: Path, progress: Callable[[str], None] = 
     progress(f"validating runs under {runs_dir}/ ...")
     data = gather(runs_dir, flops=flops, flops_cache=flops_cache, progress=progress)
     progress("rendering pages ...")
-    files = render_pages(data, built_at=build_time(), charts=charts)
-    files.update(export_files(data, built_at=build_time()))
-    files.update(_copied_run_files(runs_dir, data))
+    built_at = build_time()
+
+    def everything():
+        yield from render_pages(data, built_at=built_at, charts=charts)
+        yield from export_files(data, built_at=built_at).items()
+        yield from _copied_run_files(runs_dir, data)
 
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    count, largest = 0, ("", 0)
     try:
-        for rel, content in sorted(files.items()):
+        # Written one file at a time into a temporary folder, then swapped in: atomic, and never all in memory.
+        for rel, content in everything():
             target = tmp / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                target.write_bytes(content)
-            else:
-                target.write_text(content, encoding="utf-8")
+            raw = content if isinstance(content, bytes) else content.encode("utf-8")
+            target.write_bytes(raw)
+            count += 1
+            if rel.endswith(".html") and len(raw) > largest[1]:
+                largest = (rel, len(raw))
         old = None
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
@@ -333,20 +339,18 @@ def build_site(runs_dir: Path, out_dir: Path, progress: Callable[[str], None] = 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     tracks = data["tracks"]
-    pages = [(rel, len(c.encode() if isinstance(c, str) else c)) for rel, c in files.items() if rel.endswith(".html")]
     return BuildSummary(
         tracks=len(tracks),
         valid_runs=sum(len(t["entries"]) + len(t["unranked"]) for t in tracks),
         invalid_runs=sum(len(t["invalid"]) for t in tracks),
-        files=len(files),
-        largest_page=max(pages, key=lambda p: p[1]) if pages else ("", 0),
+        files=count,
+        largest_page=largest,
     )
 
 
-def _copied_run_files(runs_dir: Path, data: dict) -> dict[str, bytes]:
-    out = {}
+def _copied_run_files(runs_dir: Path, data: dict):
     for track in data["tracks"]:
         for e in track["entries"] + track["unranked"]:
             for f in e["files"]:
-                out[f"runs/{track['id']}/{e['name']}/{f['path']}"] = (runs_dir / track["id"] / e["name"] / f["path"]).read_bytes()
-    return out
+                yield (f"runs/{track['id']}/{e['name']}/{f['path']}",
+                       (runs_dir / track["id"] / e["name"] / f["path"]).read_bytes())

@@ -166,11 +166,13 @@ def figure(rule, run: RunAnalysis, track: Track, baseline: RunAnalysis | None = 
     return Figure.of(values)
 
 
-def _metric_figure(run: RunAnalysis, metric_id: str) -> Figure:
-    """Final metric over seeds; with settings, each seed's value is its mean over settings (None if one is missing)."""
+def _metric_figure(run: RunAnalysis, metric_id: str, settings: list[str]) -> Figure:
+    """Final metric over seeds; with settings, each seed's value is its mean over all of them (None if one is
+    missing, so an incomplete run never looks better than a complete one)."""
     per_seed = []
     for results in _by_seed(run).values():
-        values = [r.final.get(metric_id) for r in results]
+        got = {r.setting: r.final.get(metric_id) for r in results}
+        values = [got.get(s) for s in settings] if settings else list(got.values())
         per_seed.append(None if not values or any(v is None for v in values) else statistics.fmean(values))
     return Figure.of(per_seed or [None])
 
@@ -200,7 +202,7 @@ def rank(runs: dict[str, RunAnalysis], track: Track) -> list[Entry]:
     for name, run in runs.items():
         base = runs.get(run.baseline.run) if run.baseline and not run.baseline.track else None
         figs = [figure(rule, run, track, base) for rule in rules]
-        metric_figs = {m.id: _metric_figure(run, m.id) for m in track.metrics}
+        metric_figs = {m.id: _metric_figure(run, m.id, [s.id for s in track.settings]) for m in track.metrics}
         entries.append(Entry(name, run, figs, metrics=metric_figs))
 
     def key(e: Entry):

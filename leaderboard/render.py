@@ -119,34 +119,33 @@ def _run_charts(track: dict, entry: dict) -> dict[str, Markup]:
     return out
 
 
-def render_pages(data: dict, built_at: str | None, charts: bool = True) -> dict[str, str | bytes]:
+def render_pages(data: dict, built_at: str | None, charts: bool = True):
+    """Yield (path, content) for every page and asset, one at a time, so a big site is never held in memory."""
     env = environment()
     common = {"built_at": built_at}
-    files: dict[str, str | bytes] = {}
     bundle_name = None
     if charts:
         bundle_name, bundle = ch.bundle()
-        files[f"static/{bundle_name}"] = bundle
+        yield f"static/{bundle_name}", bundle
     common["vega_bundle"] = bundle_name
-    files["index.html"] = env.get_template("index.html").render(data=data, root="", **common)
+    yield "index.html", env.get_template("index.html").render(data=data, root="", **common)
     track_tpl, run_tpl = env.get_template("track.html"), env.get_template("run.html")
     for track in data["tracks"]:
         blocks, svgs = _track_charts(track, charts) if track["valid"] else ([], {})
-        files.update(svgs)
+        yield from svgs.items()
         entries = track["entries"]
         pages = max(1, math.ceil(len(entries) / PAGE_SIZE))
         for page in range(1, pages + 1):
             name = f"tracks/{track['id']}.html" if page == 1 else f"tracks/{track['id']}-page{page}.html"
-            files[name] = track_tpl.render(
+            yield name, track_tpl.render(
                 track=track, root="../", rows=entries[(page - 1) * PAGE_SIZE: page * PAGE_SIZE], page=page,
                 pages=pages, charts=blocks if page == 1 else [], **common)
         by_name = {e["name"]: e for e in track["entries"] + track["unranked"]}
         for entry in track["entries"] + track["unranked"]:
-            files[f"runs/{track['id']}/{entry['name']}.html"] = run_tpl.render(
+            yield f"runs/{track['id']}/{entry['name']}.html", run_tpl.render(
                 track=track, entry=entry, root="../../", run_charts=_run_charts(track, entry),
                 experiment=_experiment_of(track, entry, by_name), **common)
-    files.update(_static())
-    return files
+    yield from _static().items()
 
 
 def _experiment_of(track: dict, entry: dict, by_name: dict) -> dict | None:

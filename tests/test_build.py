@@ -120,7 +120,7 @@ def test_failed_build_leaves_previous_site(tree, tmp_path, monkeypatch):
     _build(tree, out, monkeypatch)
     before = (out / "index.html").read_bytes()
 
-    real_write = Path.write_text
+    real_write = Path.write_bytes
     calls = {"n": 0}
 
     def failing_write(self, *args, **kwargs):  # a disk that fills up halfway through the build
@@ -129,9 +129,9 @@ def test_failed_build_leaves_previous_site(tree, tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         return real_write(self, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_text", failing_write)
+    monkeypatch.setattr(Path, "write_bytes", failing_write)
     result = CliRunner().invoke(cli, ["build", "--runs", str(tree), "--out", str(out)])
-    monkeypatch.setattr(Path, "write_text", real_write)
+    monkeypatch.setattr(Path, "write_bytes", real_write)
     assert result.exit_code == 2
     assert "No space left" in result.output and "Traceback" not in result.output
     assert (out / "index.html").read_bytes() == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Callable, Iterable
@@ -45,9 +46,17 @@ def load_validated(path: Path, name: str, problems: Problems) -> BaseModel | Non
     if data is None:
         return None
     skip = frozenset(p.path for p in problems.items[before:] if p.rule == "non-finite")
+    model = schemas.MODELS[name]
+    if not skip:
+        # Fast path: the models generate the schema, and strict JSON-mode validation accepts what the schema does
+        # (no string-to-number coercion). Only a document that fails pays for jsonschema's path-precise report.
+        try:
+            return model.model_validate_json(json.dumps(data), strict=True)
+        except ValidationError:
+            pass
     if not schemas.validate(name, data, problems, skip) or skip:
         return None
-    return _to_model(schemas.MODELS[name], data, problems)
+    return _to_model(model, data, problems)
 
 
 class Checker:

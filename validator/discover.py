@@ -33,15 +33,18 @@ class Targets:
     runs: list[Path] = field(default_factory=list)
     # Folders under a runs root that hold runs but no track.yaml.
     orphans: list[Path] = field(default_factory=list)
+    _seen: set = field(default_factory=set, repr=False)  # keeps adding O(1) for trees of thousands of runs
 
     def add_track(self, track_dir: Path) -> None:
-        if track_dir not in self.tracks:
+        if ("track", track_dir) not in self._seen:
+            self._seen.add(("track", track_dir))
             self.tracks.append(track_dir)
         for run in run_dirs_of(track_dir):
             self.add_run(run)
 
     def add_run(self, run_dir: Path) -> None:
-        if run_dir not in self.runs:
+        if ("run", run_dir) not in self._seen:
+            self._seen.add(("run", run_dir))
             self.runs.append(run_dir)
 
 
