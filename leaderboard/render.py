@@ -79,24 +79,33 @@ def _static() -> dict[str, bytes]:
     return {f"static/{p.name}": p.read_bytes() for p in sorted(base.iterdir(), key=lambda p: p.name) if p.is_file()}
 
 
-def _track_charts(track: dict, enabled: bool) -> tuple[list[dict], dict[str, str]]:
-    """Chart blocks for a track page and their SVG fallback files."""
+CHARTS = (
+    ("curves", ch.curves_spec, "metric against samples seen, one line per run"),
+    ("flops", ch.flops_spec, "metric against training FLOPs with the Pareto frontier"),
+    ("records", ch.records_spec, "record progression over time"),
+)
+
+
+def _all_track_charts(tracks: list[dict], enabled: bool) -> dict[str, tuple[list[dict], dict[str, str]]]:
+    """Chart blocks and SVG fallbacks of every valid track."""
     if not enabled:
-        return [], {}
-    out, files = [], {}
-    for key, build, alt_text in (
-        ("curves", ch.curves_spec, "metric against samples seen, one line per run"),
-        ("flops", ch.flops_spec, "metric against training FLOPs with the Pareto frontier"),
-        ("records", ch.records_spec, "record progression over time"),
-    ):
-        spec = build(track)
-        if spec is None:
+        return {}
+    jobs = []
+    for track in tracks:
+        if not track["valid"]:
             continue
-        svg_rel = f"tracks/{track['id']}/{key}.svg"
-        files[svg_rel] = ch.to_svg(spec)
-        out.append({"key": key, "svg": f"{track['id']}/{key}.svg", "alt": alt_text,
-                    "spec": Markup(ch.spec_json(spec))})
-    return out, files
+        for key, build, alt_text in CHARTS:
+            spec = build(track)
+            if spec is not None:
+                jobs.append((track["id"], key, alt_text, spec))
+    svgs = [ch.to_svg(job[3]) for job in jobs]  # vl-convert serialises internally: threads would not help
+    out: dict[str, tuple[list[dict], dict[str, str]]] = {}
+    for (track_id, key, alt_text, spec), svg in zip(jobs, svgs):
+        blocks, files = out.setdefault(track_id, ([], {}))
+        files[f"tracks/{track_id}/{key}.svg"] = svg
+        blocks.append({"key": key, "svg": f"{track_id}/{key}.svg", "alt": alt_text,
+                       "spec": Markup(ch.spec_json(spec))})
+    return out
 
 
 def _run_charts(track: dict, entry: dict) -> dict[str, Markup]:
@@ -130,8 +139,9 @@ def render_pages(data: dict, built_at: str | None, charts: bool = True):
     common["vega_bundle"] = bundle_name
     yield "index.html", env.get_template("index.html").render(data=data, root="", **common)
     track_tpl, run_tpl = env.get_template("track.html"), env.get_template("run.html")
+    all_charts = _all_track_charts(data["tracks"], charts)
     for track in data["tracks"]:
-        blocks, svgs = _track_charts(track, charts) if track["valid"] else ([], {})
+        blocks, svgs = all_charts.get(track["id"], ([], {}))
         yield from svgs.items()
         entries = track["entries"]
         pages = max(1, math.ceil(len(entries) / PAGE_SIZE))
