@@ -55,17 +55,24 @@ def _is_binary(path: Path) -> bool:
     return False
 
 
-def _declared_artifacts(run_dir: Path) -> set[str]:
+def _analysis_data(run_dir: Path) -> dict:
+    """The run's analysis as plain data, read leniently: policy checks must not fail on a broken claim (the
+    validator reports that)."""
     for name in ANALYSIS_NAMES:
         path = run_dir / name
         if path.is_file():
             try:
                 text = path.read_text(encoding="utf-8")
                 data = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
-                return {str(a) for a in (data.get("files") or {}).get("artifacts") or []}
-            except (OSError, ValueError, yaml.YAMLError, AttributeError):
-                return set()
-    return set()
+            except (OSError, ValueError, yaml.YAMLError):
+                return {}
+            return data if isinstance(data, dict) else {}
+    return {}
+
+
+def _declared_artifacts(run_dir: Path) -> set[str]:
+    files = _analysis_data(run_dir).get("files")
+    return {str(a) for a in (files.get("artifacts") or [])} if isinstance(files, dict) else set()
 
 
 def check_pull_request(repo: Path, changes: list[Change], maintainer: bool = False,
@@ -130,16 +137,8 @@ def check_pull_request(repo: Path, changes: list[Change], maintainer: bool = Fal
 
 
 def _team_of(run_dir: Path) -> str | None:
-    for name in ANALYSIS_NAMES:
-        path = run_dir / name
-        if path.is_file():
-            try:
-                text = path.read_text(encoding="utf-8")
-                data = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
-                return str(data.get("team")) if isinstance(data, dict) and data.get("team") else None
-            except (OSError, ValueError, yaml.YAMLError):
-                return None
-    return None
+    team = _analysis_data(run_dir).get("team")
+    return str(team) if team else None
 
 
 def check_rate_limit(repo: Path, base: str, run_dir: Path, track: Track, team: str, problems: Problems,
