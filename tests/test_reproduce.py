@@ -121,3 +121,17 @@ def test_new_scaffolds_a_run_that_validates_once_trained(runs):
     assert again.exit_code == 1 and "already exists" in again.output
     bad = CliRunner().invoke(cli, ["new", "Bad Name", "--track", "digits-classification"])
     assert bad.exit_code == 1 and "lowercase" in bad.output
+
+
+@pytest.mark.parametrize("run", ["digits-reconstruction/autoencoder-baseline", "maxclip/clip-infonce",
+                                 "marin-local-tiny/bytegpt-tiny"])
+def test_one_run_of_each_track_reproduces_on_cpu(run, tmp_path, monkeypatch):
+    track = run.split("/")[0]
+    shutil.copytree(ROOT / "runs" / track, tmp_path / "runs" / track,
+                    ignore=shutil.ignore_patterns("__pycache__", "reproductions"))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["reproduce", f"runs/{run}", "--seeds", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "reproduced" and report["deltas"]
+    assert all(d["ok"] for d in report["deltas"])
