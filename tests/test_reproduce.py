@@ -135,3 +135,11 @@ def test_one_run_of_each_track_reproduces_on_cpu(run, tmp_path, monkeypatch):
     report = json.loads(result.stdout)
     assert report["verdict"] == "reproduced" and report["deltas"]
     assert all(d["ok"] for d in report["deltas"])
+
+
+def test_a_script_may_import_its_own_modules(runs):
+    run = _variant(runs, "with-helper-module",
+                   patch=lambda s: s.replace("import numpy as np\n", "import numpy as np\nimport helper_constants\n", 1))
+    (run / "helper_constants.py").write_text("VALUE = 1\n")
+    result = CliRunner().invoke(cli, ["reproduce", str(run), "--seeds", "0"])
+    assert result.exit_code == 0, result.output

@@ -153,7 +153,7 @@ def reproduce(run_dir: Path, track_lookup, *, device: str = "cpu", nproc: int = 
             outcome = run_python([*launcher, script, "--seeds", str(seed), "--device", device, "--out", str(out)],
                                  workdir=ws, limits=limits, threads=max(1, 2 // nproc),
                                  pass_env=("CUDA_VISIBLE_DEVICES", "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST",
-                                           "NVSHMEM_DISABLE_NVLS", "LD_LIBRARY_PATH"))
+                                           "NVSHMEM_DISABLE_NVLS", "LD_LIBRARY_PATH"), script_path=True)
             seconds = time.perf_counter() - t0
             fresh = None
             problems: list[str] = []

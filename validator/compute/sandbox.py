@@ -119,10 +119,12 @@ def _limit(limits: Limits):
 
 
 def run_python(args: list[str], *, workdir: Path, limits: Limits = Limits(), threads: int = 2,
-               extra_env: dict[str, str] | None = None, pass_env: tuple[str, ...] = ()) -> Outcome:
+               extra_env: dict[str, str] | None = None, pass_env: tuple[str, ...] = (),
+               script_path: bool = False) -> Outcome:
     """Run `python -I <args>` in `workdir` under the limits. `pass_env` names variables of this process to keep
-    (device selection, never secrets)."""
-    argv = [sys.executable, "-I", *args]
+    (device selection, never secrets). `script_path` runs `python -E -s` instead, which like `python run.py` puts
+    the script's folder on sys.path (-I leaves it off since Python 3.11), so a run may import its own modules."""
+    argv = [sys.executable, *(["-E", "-s"] if script_path else ["-I"]), *args]
     isolated = False
     if not limits.network and network_isolation_available():
         # A new network namespace (no network) and PID namespace: when the child exits or is killed, the kernel
