@@ -88,7 +88,7 @@ def _files(run: RunResult) -> list[dict]:
     return out
 
 
-def _entry(e: Entry, result: RunResult, track_rules) -> dict:
+def _entry(e: Entry, result: RunResult) -> dict:
     run = e.run
     compute = result.compute if result.compute and "error" not in result.compute else None
     reproductions = _reproductions(result.path)
@@ -246,7 +246,7 @@ def _track_data(t: TrackResult, results: list[RunResult]) -> dict:
     valid = {r.name: r for r in results if r.valid}
     ranked_entries = rank({n: r.analysis for n, r in valid.items()}, track)
     rules = [track.ranking.primary, *track.ranking.tie_breakers]
-    everything = [_entry(e, valid[e.name], rules) for e in ranked_entries]
+    everything = [_entry(e, valid[e.name]) for e in ranked_entries]
     ranked = [e for e in everything if e["rank"] is not None]
     unranked = [e for e in everything if e["rank"] is None]
     _significance(track, ranked)
