@@ -161,26 +161,17 @@ def flops(run_dir: Path, as_json: bool, tracks_root: Path | None, timeout: float
     """Recount a run's FLOPs (meta device, sandboxed) and compare them with its claim and the budget."""
     import json
 
-    from validator.checker import Checker, load_validated
+    from validator.checker import Checker
     from validator.compute.accounting import account
     from validator.compute.sandbox import Limits
-    from validator.discover import ANALYSIS_NAMES
     from validator.problems import Problems
 
-    file = next((run_dir / n for n in ANALYSIS_NAMES if (run_dir / n).is_file()), None)
-    if file is None:
-        raise SpeedrunError(f"{run_dir}: no speedrun_analysis.json; run the run's run.py first")
+    file, analysis, track = Checker(tracks_root=tracks_root).load_claim(run_dir)
     problems = Problems(str(file))
-    analysis = load_validated(file, "run", problems)
-    if analysis is None:
-        raise SpeedrunError(f"{file} is invalid; run `speedrun validate {run_dir}` to see why")
-    track_result, _ = Checker(tracks_root=tracks_root)._track_for(run_dir, analysis.track)
-    if track_result is None or track_result.track is None:
-        raise SpeedrunError(f"track {analysis.track!r} not found or invalid; pass --tracks")
     if analysis.model.entrypoint is None:
         raise SpeedrunError(f"{file}: model.entrypoint is not set; nothing to count (see CONTRIBUTING.md)")
     click.echo(f"counting {run_dir} ({analysis.model.entrypoint}) in the sandbox ...", err=True)
-    report = account(run_dir, analysis, track_result.track, problems, Limits(timeout_s=timeout), fvcore=not no_fvcore)
+    report = account(run_dir, analysis, track, problems, Limits(timeout_s=timeout), fvcore=not no_fvcore)
     if as_json:
         click.echo(json.dumps({**report, "problems": [p.to_dict() for p in problems.items]}, indent=2))
     else:
@@ -277,13 +268,7 @@ def reproduce(run_dir: Path, device: str, nproc: int, seeds: tuple[int, ...], ti
     from validator.checker import Checker
     from validator.reproduce import reproduce as do_reproduce
 
-    checker = Checker()
-
-    def track_of(path: Path, track_id: str):
-        result, _ = checker._track_for(path, track_id)
-        return result.track if result is not None and result.valid else None
-
-    report = do_reproduce(run_dir, track_of, device=device, nproc=nproc, seeds=list(seeds) or None,
+    report = do_reproduce(run_dir, Checker(), device=device, nproc=nproc, seeds=list(seeds) or None,
                           timeout_s=timeout, record=record, progress=lambda msg: click.echo(msg, err=True))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))

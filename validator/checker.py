@@ -15,7 +15,7 @@ from .compute.sandbox import Limits
 from .discover import ANALYSIS_NAMES, TRACK_FILE, Targets, discover
 from .loader import load_document
 from .models import RunAnalysis, Track
-from .problems import Problems, json_path
+from .problems import InvalidInput, Problems, json_path
 from .result import Report, RunResult, TrackResult
 from .rules import RunContext, run_checks, symlink_escapes
 
@@ -145,6 +145,22 @@ class Checker:
                                              cache_dir=self.flops_cache)
         result.problems = problems.items
         return result
+
+    def load_claim(self, run_dir: Path) -> tuple[Path, RunAnalysis, Track]:
+        """A run folder's analysis file, its valid model and its valid track, or InvalidInput saying what is wrong."""
+        file = next((run_dir / n for n in ANALYSIS_NAMES if (run_dir / n).is_file()), None)
+        if file is None:
+            raise InvalidInput(f"{run_dir}: no speedrun_analysis.json; nothing is claimed yet (run its run.py first)")
+        problems = Problems(display_path(file))
+        analysis = load_validated(file, "run", problems)
+        if analysis is None:
+            first = problems.items[0].line() if problems.items else "unreadable"
+            raise InvalidInput(f"{first}; run `speedrun validate {run_dir}` for every problem")
+        track_result, _ = self._track_for(run_dir, analysis.track)
+        if track_result is None or track_result.track is None or not track_result.valid:
+            raise InvalidInput(f"{display_path(file)}::$.track: track {analysis.track!r} not found or invalid "
+                               "(pass --tracks, or fix its track.yaml)")
+        return file, analysis, track_result.track
 
     def check_targets(self, targets: Targets) -> Report:
         report = Report()

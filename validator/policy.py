@@ -169,6 +169,6 @@ def check_rate_limit(repo: Path, base: str, run_dir: Path, track: Track, team: s
                        f"team {team!r} already submitted {len(earlier)} run(s) on {track.id} in the last "
                        f"{policy.window_days} days ({listed}); the limit is {policy.max_submissions}. "
                        f"Next submission allowed from {next_ok.strftime('%Y-%m-%d %H:%M UTC')}",
-                       f"wait until then"
+                       "wait until then"
                        + (f", or fix a failed run within {policy.fix_window_hours} h of submitting it"
                           if policy.fix_window_hours else ""))

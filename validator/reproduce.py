@@ -13,13 +13,12 @@ import json
 import math
 import platform
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .checker import load_validated
+from .checker import Checker, load_validated
 from .compute.sandbox import Limits, Workspace, run_python
 from .discover import ANALYSIS_NAMES
 from .models import RunAnalysis, Track
@@ -64,20 +63,10 @@ class Reproduction:
         }
 
 
-def load_claim(run_dir: Path, track_lookup: Callable[[Path, str], Track | None]) -> tuple[RunAnalysis, Track]:
-    file = next((run_dir / n for n in ANALYSIS_NAMES if (run_dir / n).is_file()), None)
-    if file is None:
-        raise InvalidInput(f"{run_dir}: no speedrun_analysis.json to reproduce; nothing is claimed yet")
-    problems = Problems(str(file))
-    analysis = load_validated(file, "run", problems)
-    if analysis is None:
-        raise InvalidInput(f"{file} is invalid ({problems.items[0].line() if problems.items else 'unreadable'}); "
-                           f"run `speedrun validate {run_dir}` first")
+def load_claim(run_dir: Path, checker: Checker) -> tuple[RunAnalysis, Track]:
+    file, analysis, track = checker.load_claim(run_dir)
     if analysis.files.script is None:
         raise InvalidInput(f"{file}::$.files.script: the run names no script (a cited result cannot be rerun)")
-    track = track_lookup(run_dir, analysis.track)
-    if track is None:
-        raise InvalidInput(f"{file}::$.track: track {analysis.track!r} not found or invalid")
     return analysis, track
 
 
@@ -128,10 +117,10 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48] or "unknown"
 
 
-def reproduce(run_dir: Path, track_lookup, *, device: str = "cpu", nproc: int = 1, seeds: list[int] | None = None,
+def reproduce(run_dir: Path, checker: Checker, *, device: str = "cpu", nproc: int = 1, seeds: list[int] | None = None,
               timeout_s: float = 3600.0, record: bool = False,
               progress: Callable[[str], None] = lambda _m: None) -> Reproduction:
-    claimed, track = load_claim(run_dir, track_lookup)
+    claimed, track = load_claim(run_dir, checker)
     wanted = seeds or sorted(set(claimed.seeds))
     missing = [s for s in wanted if s not in claimed.seeds]
     if missing:
@@ -165,7 +154,7 @@ def reproduce(run_dir: Path, track_lookup, *, device: str = "cpu", nproc: int = 
             else:
                 file = next((out / n for n in ANALYSIS_NAMES if (out / n).is_file()), None)
                 if file is None:
-                    problems.append(f"the script wrote no speedrun_analysis.json into --out")
+                    problems.append("the script wrote no speedrun_analysis.json into --out")
                 else:
                     p = Problems(str(file))
                     fresh = load_validated(file, "run", p)

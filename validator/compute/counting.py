@@ -17,7 +17,6 @@ import re
 import select
 import threading
 import time
-from collections import Counter
 from typing import Any, Callable
 
 import torch
@@ -353,7 +352,6 @@ def count(factory: Factory, *, fvcore: bool = True, fvcore_cpu_max_params: int =
 
 def _count(factory: Factory, fvcore: bool, fvcore_cpu_max_params: int, t0: float) -> dict:
     notes: list[str] = []
-    device = "meta"
     background = _Background(lambda: _fvcore_cross_check(factory, fvcore_cpu_max_params)) if fvcore else None
     try:
         return _count_with(factory, background, notes, t0)

@@ -171,7 +171,7 @@ def analysis_of(info: dict, name: str, track_id: str, config: LlamaConfig | None
         "files": {"script": None, "readme": "README.md"},
         "source": {"title": f"Marin speedrun: {name}", "url": url},
         "notes": ("Imported from Marin's published results; the seed is not reported (0 stands for the one run). "
-                  + (f"FLOPs recomputed from the rebuilt Llama architecture (model.py)." if config else
+                  + ("FLOPs recomputed from the rebuilt Llama architecture (model.py)." if config else
                      f"Architecture not rebuilt ({note}): FLOPs are Marin's own figure, self-reported.")),
         "extra": {"marin": {"total_tokens": tokens, "model_flops": info.get("model_flops"),
                             "model_flops_per_token": info.get("model_flops_per_token"),
@@ -232,7 +232,7 @@ def import_file(path: Path, runs_dir: Path, track: str, tracks: dict[str, float 
 
 
 def _readme(name: str, info: dict, config: LlamaConfig | None, note: str, recomputed: float | None) -> str:
-    lines = [f"# {name}", "", f"Imported from Marin's speedrun results by `speedrun import marin`.", "",
+    lines = [f"# {name}", "", "Imported from Marin's speedrun results by `speedrun import marin`.", "",
              f"- Original run: {info.get('wandb_run_link') or MARIN_URL}",
              f"- C4-EN bits per byte: {info[BPB_KEY]:.4f}",
              f"- Published model FLOPs: {float(info['model_flops']):.4e}"]
