@@ -7,24 +7,27 @@ SOURCE_DATE_EPOCH, when set), so two builds of the same tree are byte-identical.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from validator.checker import Checker
-from validator.discover import discover
+from validator.discover import ANALYSIS_NAMES, Targets, discover
 from validator.result import RunResult, TrackResult
 
 from . import stats
 from .ranking import Entry, Figure, better_is_lower, rank, rule_label, setting_figures
 
 LEADERBOARD_FORMAT_VERSION = 1
-MAX_COPIED_FILE_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -52,8 +55,9 @@ def _reproductions(run_dir: Path) -> list[dict]:
         except (OSError, ValueError):
             continue
         if isinstance(data, dict):
-            out.append({"file": path.name, **{k: data.get(k) for k in ("verdict", "hardware", "date", "device",
-                                                                          "nproc", "wall_time_seconds", "deltas")}})
+            fields = ("verdict", "hardware", "date", "device", "nproc", "wall_time_seconds", "deltas")
+            out.append({"file": path.name, "anchor": file_anchor(f"reproductions/{path.name}"),
+                        **{k: data.get(k) for k in fields}})
     return out
 
 
@@ -65,10 +69,11 @@ def _status(run: RunResult, reproductions: list[dict]) -> str:
     return "validated"
 
 
-def _files(run: RunResult) -> list[dict]:
-    """The run's own files worth linking: copied into the site (small text files only)."""
+def _files(run: RunResult, reproductions: list[dict]) -> list[dict]:
+    """The run's own files, shown on its page: regular files only, never a link. Only valid runs get here, and
+    validation already proved every named path relative, inside the folder and present."""
     analysis = run.analysis
-    named = [("analysis", p.name) for p in run.path.glob("speedrun_analysis.*")]
+    named = [("analysis", n) for n in ANALYSIS_NAMES if os.path.lexists(os.path.join(run.path, n))]
     if analysis:
         named += [("script", analysis.files.script)] if analysis.files.script else []
         named += [("readme", analysis.files.readme)] if analysis.files.readme else []
@@ -76,16 +81,24 @@ def _files(run: RunResult) -> list[dict]:
         named += [("log", p) for p in analysis.files.logs]
         if analysis.model.entrypoint:
             named.append(("entrypoint", analysis.model.entrypoint.split(":", 1)[0]))
+    named += [("reproduction", f"reproductions/{r['file']}") for r in reproductions]
     out, seen = [], set()
     for label, rel in named:
-        path = run.path / rel
-        if rel in seen or not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_COPIED_FILE_BYTES:
+        if rel in seen:
             continue
-        if run.path.resolve() not in path.resolve().parents:
+        try:
+            st = os.lstat(os.path.join(run.path, rel))
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
             continue
         seen.add(rel)
-        out.append({"label": label, "path": rel})
+        out.append({"label": label, "path": rel, "bytes": st.st_size, "anchor": file_anchor(rel)})
     return out
+
+
+def file_anchor(rel: str) -> str:
+    return "file-" + re.sub(r"[^A-Za-z0-9]+", "-", rel).strip("-").lower()
 
 
 def _entry(e: Entry, result: RunResult) -> dict:
@@ -128,7 +141,7 @@ def _entry(e: Entry, result: RunResult) -> dict:
         "experiment": run.experiment.model_dump(mode="json") if run.experiment else None,
         "baseline_run": run.baseline.run if run.baseline else None,
         "notes": run.notes,
-        "files": _files(result),
+        "files": _files(result, reproductions),
         "curves": [
             {"seed": r.seed, "setting": r.setting, "samples_seen": r.samples_seen,
              "points": [{"samples": p.samples, **(p.model_extra or {})} for p in r.curve],
@@ -138,30 +151,60 @@ def _entry(e: Entry, result: RunResult) -> dict:
     }
 
 
-def gather(runs_dir: Path, flops: bool = False, flops_cache: Path | None = None,
-           progress: Callable[[str], None] = lambda _m: None) -> dict:
-    """Everything the site shows, as plain data (this is also leaderboard.json)."""
-    checker = Checker(tracks_root=runs_dir, flops=flops, flops_cache=flops_cache, progress=progress)
-    targets = discover([runs_dir])
-    report = checker.check_targets(targets)
-    by_track: dict[str, list[RunResult]] = {}
-    for r in report.runs:
-        by_track.setdefault(r.path.parent.name, []).append(r)
+@dataclass
+class _Group:
+    """One track folder (or a folder of runs without track.yaml) and its run folders: the unit of work."""
+    track_dir: Path
+    runs: list[Path]
+    orphan: bool = False
 
-    tracks_out, competitions = [], {}
-    for t in sorted(report.tracks, key=lambda t: t.track_id):
-        results = sorted(by_track.get(t.path.name, []), key=lambda r: r.name)
-        tracks_out.append(_track_data(t, results))
-        if t.track:
-            comp = competitions.setdefault(t.track.competition.id, {
-                "id": t.track.competition.id, "title": t.track.competition.title,
-                "url": t.track.competition.url, "tracks": []})
-            comp["tracks"].append(t.track.id)
+
+def _groups(targets: Targets) -> list[_Group]:
+    by_dir: dict[Path, list[Path]] = {}
+    for run in targets.runs:
+        by_dir.setdefault(run.parent, []).append(run)
+    groups = [_Group(t, by_dir.get(t, [])) for t in targets.tracks]
+    groups += [_Group(o, [], orphan=True) for o in targets.orphans]
+    return groups
+
+
+def _check_group(checker: Checker, group: _Group) -> tuple[dict, dict | None]:
+    """Validate and rank one track: (its data for the site, its competition or None)."""
+    if group.orphan:
+        t = checker.check_targets(Targets(orphans=[group.track_dir])).tracks[0]
+    else:
+        t = checker.check_track(group.track_dir)
+    results = sorted((checker.check_run(r) for r in group.runs), key=lambda r: r.name)
+    competition = None
+    if t.track:
+        c = t.track.competition
+        competition = {"id": c.id, "title": c.title, "url": c.url, "track": t.track.id}
+    return _track_data(t, results), competition
+
+
+def _assemble(parts: list[tuple[dict, dict | None]]) -> dict:
+    """The whole leaderboard (this is also leaderboard.json's source) from each track's part."""
+    competitions: dict[str, dict] = {}
+    for track, comp in sorted(parts, key=lambda p: p[0]["id"]):
+        if comp:
+            competitions.setdefault(comp["id"], {"id": comp["id"], "title": comp["title"], "url": comp["url"],
+                                                 "tracks": []})["tracks"].append(comp["track"])
     return {
         "format_version": LEADERBOARD_FORMAT_VERSION,
         "competitions": [competitions[k] for k in sorted(competitions)],
-        "tracks": tracks_out,
+        "tracks": [track for track, _ in sorted(parts, key=lambda p: p[0]["id"])],
     }
+
+
+def gather(runs_dir: Path, flops: bool = False, flops_cache: Path | None = None,
+           progress: Callable[[str], None] = lambda _m: None) -> dict:
+    """Everything the site shows, as plain data, in this process."""
+    checker = Checker(tracks_root=runs_dir, flops=flops, flops_cache=flops_cache, progress=progress)
+    parts = []
+    for group in _groups(discover([runs_dir])):
+        with _gc_paused():
+            parts.append(_check_group(checker, group))
+    return _assemble(parts)
 
 
 def _significance(track, entries: list[dict]) -> None:
@@ -241,7 +284,7 @@ def _track_data(t: TrackResult, results: list[RunResult]) -> dict:
     ]
     if t.track is None or not t.valid:
         return {"id": t.track_id, "valid": False, "errors": _problems(t.errors), "invalid": invalid,
-                "entries": [], "unranked": []}
+                "entries": [], "unranked": [], "ranked_count": 0, "invalid_count": len(invalid)}
     track = t.track
     valid = {r.name: r for r in results if r.valid}
     ranked_entries = rank({n: r.analysis for n, r in valid.items()}, track)
@@ -280,6 +323,8 @@ def _track_data(t: TrackResult, results: list[RunResult]) -> dict:
         "record": {"name": record["name"], "figure": record["figures"][0]} if record else None,
         "records": [r.__dict__ for r in records],
         "experiments": _experiments(everything),
+        "ranked_count": len(ranked),
+        "invalid_count": len(invalid),
         "entries": ranked,
         "unranked": unranked,
         "invalid": invalid,
@@ -297,35 +342,144 @@ def build_time() -> str | None:
         return None
 
 
+class _Writer:
+    """Writes site files under a folder, counting them and remembering the largest page."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.count = 0
+        self.largest = ("", 0)
+        self._made: set[str] = set()
+
+    def _folder(self, rel: str) -> str:
+        folder = os.path.dirname(rel)
+        if folder not in self._made:  # one mkdir per folder, not per file: a big site has 50,000 files
+            os.makedirs(os.path.join(self.root, folder), exist_ok=True)
+            self._made.add(folder)
+        return os.path.join(self.root, rel)
+
+    def write(self, rel: str, content: str | bytes) -> None:
+        raw = content if isinstance(content, bytes) else content.encode("utf-8")
+        with open(self._folder(rel), "wb") as f:
+            f.write(raw)
+        self.count += 1
+        if rel.endswith(".html") and len(raw) > self.largest[1]:
+            self.largest = (rel, len(raw))
+
+
+@dataclass
+class _Job:
+    runs_dir: Path
+    group: _Group
+    out: Path
+    flops: bool
+    flops_cache: Path | None
+    built_at: str | None
+    bundle_name: str | None
+    source_url: str | None
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector: a track's build allocates millions of small objects that are not garbage,
+    and the collector rescanning the growing heap over and over costs a third of the validation time. Cycles made
+    meanwhile are collected once it runs again."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _build_track(job: _Job, progress: Callable[[str], None] | None = None) -> dict:
+    """Validate, rank and render one track into the build folder; return its data and what was written. Runs in a
+    worker process when the build is parallel, so it takes and returns plain, picklable values."""
+    with _gc_paused():
+        return _build_track_now(job, progress)
+
+
+def _build_track_now(job: _Job, progress: Callable[[str], None] | None) -> dict:
+    from .exports import track_files
+    from .render import render_track
+
+    checker = Checker(tracks_root=job.runs_dir, flops=job.flops, flops_cache=job.flops_cache, progress=progress)
+    track, competition = _check_group(checker, job.group)
+    writer = _Writer(job.out)
+    for rel, content in render_track(track, job.built_at, job.bundle_name, job.group.track_dir, job.source_url):
+        writer.write(rel, content)
+    exported, files = track_files(track)
+    for rel, content in files.items():
+        writer.write(rel, content)
+    # The rest of the build (index, leaderboard.json, feed) needs the track's summary and its export, not its
+    # thousands of entries: sending less back from a worker saves pickling them twice.
+    summary = {**track, "entries": [], "unranked": [], "invalid": [],
+               "valid_runs": len(track["entries"]) + len(track["unranked"])}
+    return {"track": summary, "competition": competition, "exported": files.get(f"tracks/{track['id']}.json"),
+            "count": writer.count, "largest": writer.largest}
+
+
+def _bundle_job() -> str:
+    from .charts import bundle_content
+
+    return bundle_content()
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def build_site(runs_dir: Path, out_dir: Path, progress: Callable[[str], None] = lambda _m: None, *,
-               flops: bool = False, flops_cache: Path | None = None, charts: bool = True) -> BuildSummary:
-    from .exports import export_files
-    from .render import render_pages
+               flops: bool = False, flops_cache: Path | None = None, charts: bool = True,
+               jobs: int | None = None, source_url: str | None = None) -> BuildSummary:
+    """Build the site into `out_dir`, replacing it only once everything is written.
 
-    progress(f"validating runs under {runs_dir}/ ...")
-    data = gather(runs_dir, flops=flops, flops_cache=flops_cache, progress=progress)
-    progress("rendering pages ...")
+    Each track is validated, ranked and rendered on its own (in `jobs` worker processes, default one per CPU; with
+    FLOP counting, one, since every count already runs in its own sandbox); the index, `leaderboard.json` and the
+    feed come last, from the tracks' data. Run pages show the run's files; with `source_url` (the runs folder in
+    the repository, e.g. https://github.com/ORG/REPO/blob/SHA/runs) they also link to them there."""
+    from .charts import bundle_name as vega_bundle_name
+    from .exports import site_files
+    from .render import render_site
+
+    targets = discover([runs_dir])
+    groups = sorted(_groups(targets), key=lambda g: -len(g.runs))  # biggest first keeps the workers evenly busy
+    jobs = max(1, min(jobs or (1 if flops else default_jobs()), len(groups) or 1))
     built_at = build_time()
-
-    def everything():
-        yield from render_pages(data, built_at=built_at, charts=charts)
-        yield from export_files(data, built_at=built_at).items()
-        yield from _copied_run_files(runs_dir, data)
+    bundle_name = vega_bundle_name() if charts else None
 
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    count, largest = 0, ("", 0)
     try:
-        # Written one file at a time into a temporary folder, then swapped in: atomic, and never all in memory.
-        for rel, content in everything():
-            target = tmp / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            raw = content if isinstance(content, bytes) else content.encode("utf-8")
-            target.write_bytes(raw)
-            count += 1
-            if rel.endswith(".html") and len(raw) > largest[1]:
-                largest = (rel, len(raw))
+        progress(f"validating and rendering {len(targets.runs)} run(s) on {len(groups)} track(s)"
+                 + (f" in {jobs} processes" if jobs > 1 else "") + " ...")
+        work = [_Job(runs_dir, g, tmp, flops, flops_cache, built_at, bundle_name, source_url and source_url.rstrip('/'))
+                for g in groups]
+        parts, bundle = [], None
+        if jobs == 1:
+            for i, job in enumerate(work, 1):
+                parts.append(_build_track(job, progress))
+                progress(f"  [{i}/{len(work)}] {_done(parts[-1])}")
+            bundle = _bundle_job() if charts else None
+        else:
+            parts, bundle = _parallel(work, jobs, charts, progress)
+
+        progress("writing the index, exports and feed ...")
+        data = _assemble([(p["track"], p["competition"]) for p in parts])
+        writer = _Writer(tmp)
+        if bundle is not None:
+            writer.write(f"static/{bundle_name}", bundle)
+        for rel, content in render_site(data, built_at, bundle_name):
+            writer.write(rel, content)
+        exported = [p["exported"] for p in sorted(parts, key=lambda p: p["track"]["id"]) if p["exported"]]
+        for rel, content in site_files(data, exported, built_at).items():
+            writer.write(rel, content)
+
         old = None
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
@@ -339,18 +493,51 @@ def build_site(runs_dir: Path, out_dir: Path, progress: Callable[[str], None] = 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     tracks = data["tracks"]
+    largest = max([p["largest"] for p in parts] + [writer.largest], key=lambda x: (x[1], x[0]))
     return BuildSummary(
         tracks=len(tracks),
-        valid_runs=sum(len(t["entries"]) + len(t["unranked"]) for t in tracks),
-        invalid_runs=sum(len(t["invalid"]) for t in tracks),
-        files=count,
+        valid_runs=sum(t["valid_runs"] for t in tracks),
+        invalid_runs=sum(t["invalid_count"] for t in tracks),
+        files=writer.count + sum(p["count"] for p in parts),
         largest_page=largest,
     )
 
 
-def _copied_run_files(runs_dir: Path, data: dict):
-    for track in data["tracks"]:
-        for e in track["entries"] + track["unranked"]:
-            for f in e["files"]:
-                yield (f"runs/{track['id']}/{e['name']}/{f['path']}",
-                       (runs_dir / track["id"] / e["name"] / f["path"]).read_bytes())
+def _done(part: dict) -> str:
+    t = part["track"]
+    return (f"{t['id']}: {t['valid_runs']} valid run(s), {t['invalid_count']} invalid"
+            + ("" if t["valid"] else " (track invalid)"))
+
+
+def _start_method() -> str:
+    """Fork when it is safe, since workers then start at once with everything imported: on Linux, with no other
+    Python thread (a server's, say) and vl-convert's runtime not started here, as a fork copies no thread and a
+    child would wait forever on their locks. Otherwise a fork server: a fresh process that forks the workers."""
+    import multiprocessing as mp
+    import sys
+    import threading
+
+    from . import charts
+
+    if sys.platform == "linux" and threading.active_count() == 1 and not charts.runtime_started:
+        return "fork"
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+
+
+def _parallel(work: list[_Job], jobs: int, charts: bool, progress: Callable[[str], None]) -> tuple[list[dict], str | None]:
+    """Tracks (and the Vega bundle) in worker processes."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    parts: list[dict] = []
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context(_start_method()))
+    try:
+        futures = [pool.submit(_build_track, job) for job in work]
+        bundle_future = pool.submit(_bundle_job) if charts else None
+        for done, future in enumerate(cf.as_completed(futures), 1):
+            parts.append(future.result())
+            progress(f"  [{done}/{len(work)}] {_done(parts[-1])}")
+        bundle = bundle_future.result() if bundle_future else None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on failure, queued tracks are dropped, not built
+    return parts, bundle

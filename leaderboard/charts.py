@@ -12,7 +12,10 @@ import math
 
 import altair as alt
 
-MAX_CURVE_RUNS = 40  # keeps the spec (data inlined so pages work from file://) small; all runs are in the exports
+# The curves chart draws the leading runs: the colour scheme has ten distinct colours, so more lines would share
+# colours and make the legend ambiguous (and each legend entry costs vl-convert ~5 ms of text layout). Every run's
+# own page draws its curves, and every point is in the exports.
+MAX_CURVE_RUNS = 10
 WIDTH, HEIGHT = 640, 320
 
 
@@ -29,7 +32,8 @@ def _threshold(track: dict) -> float | None:
 
 
 def curves_spec(track: dict) -> dict | None:
-    """Primary metric against samples seen, mean over seeds per run, one line per run; checkpoints marked."""
+    """Primary metric against samples seen, mean over seeds per run, one line for each of the leading runs (in rank
+    order); checkpoints marked."""
     metric = _metric(track)
     rows = []
     for e in (track["entries"] + track["unranked"])[:MAX_CURVE_RUNS]:
@@ -53,7 +57,12 @@ def curves_spec(track: dict) -> dict | None:
     if threshold is not None:
         layers.append(alt.Chart(alt.Data(values=[{"t": threshold}])).mark_rule(strokeDash=[4, 4], color="#888")
                       .encode(y="t:Q"))
-    return alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title="Metric against samples seen").to_dict()
+    return _spec(alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title="Metric against samples seen"))
+
+
+def _spec(chart) -> dict:
+    # altair's schema validation costs ~0.1 s a chart; the specs are validated against Vega-Lite's schema in tests.
+    return chart.to_dict(validate=False)
 
 
 def pareto(points: list[tuple[float, float, str]], lower_is_better: bool) -> list[tuple[float, float, str]]:
@@ -85,8 +94,8 @@ def flops_spec(track: dict) -> dict | None:
     dots = alt.Chart(alt.Data(values=rows)).mark_point(filled=True, size=60).encode(
         x=x, y=y, tooltip=["run:N", alt.Tooltip("flops:Q", format=".3e"), alt.Tooltip("value:Q", format=".4f")])
     line = alt.Chart(alt.Data(values=front)).mark_line(interpolate="step-after", color="#c33").encode(x=x, y=y)
-    return alt.layer(line, dots).properties(width=WIDTH, height=HEIGHT,
-                                            title="Metric against compute (red: Pareto frontier)").to_dict()
+    return _spec(alt.layer(line, dots).properties(width=WIDTH, height=HEIGHT,
+                                                  title="Metric against compute (red: Pareto frontier)"))
 
 
 def records_spec(track: dict) -> dict | None:
@@ -97,8 +106,8 @@ def records_spec(track: dict) -> dict | None:
     base = alt.Chart(alt.Data(values=rows)).encode(
         x=alt.X("date:T", title="date"), y=alt.Y("value:Q", title=label, scale=alt.Scale(zero=False)),
         tooltip=["run:N", "date:T", alt.Tooltip("value:Q", format=",.4g")])
-    return alt.layer(base.mark_line(interpolate="step-after"), base.mark_point(filled=True, size=60)).properties(
-        width=WIDTH, height=HEIGHT // 1.5, title="Record progression").to_dict()
+    return _spec(alt.layer(base.mark_line(interpolate="step-after"), base.mark_point(filled=True, size=60)).properties(
+        width=WIDTH, height=HEIGHT // 1.5, title="Record progression"))
 
 
 def run_curves_spec(track: dict, name: str, curves: list[dict]) -> dict | None:
@@ -117,11 +126,11 @@ def run_curves_spec(track: dict, name: str, curves: list[dict]) -> dict | None:
     if threshold is not None:
         layers.append(alt.Chart(alt.Data(values=[{"t": threshold}])).mark_rule(strokeDash=[4, 4], color="#888")
                       .encode(y="t:Q"))
-    return alt.layer(*layers).properties(width=480, height=240, title=f"{name}: {metric['name']}").to_dict()
+    return _spec(alt.layer(*layers).properties(width=480, height=240, title=f"{name}: {metric['name']}"))
 
 
 def to_png(spec: dict, scale: float = 2.0) -> bytes:
-    return _vlc().vegalite_to_png(spec, scale=scale)
+    return _runtime().vegalite_to_png(spec, scale=scale)
 
 
 @functools.lru_cache(maxsize=1)
@@ -131,17 +140,37 @@ def _vlc():
     return vl_convert
 
 
+# Set once vl-convert's JavaScript runtime (and its threads) may be running in this process: a process forked from
+# here could not use it. Reading versions does not start it.
+runtime_started = False
+
+
+def _runtime():
+    global runtime_started
+    runtime_started = True
+    return _vlc()
+
+
 def to_svg(spec: dict) -> str:
-    return _vlc().vegalite_to_svg(spec)
+    return _runtime().vegalite_to_svg(spec)
+
+
+def bundle_name() -> str:
+    """File name of the vendored Vega + Vega-Lite + vega-embed bundle, with their versions. Reading the versions does
+    not start vl-convert's JavaScript runtime, so a build may still fork workers afterwards."""
+    vlc = _vlc()
+    return (f"vega-{vlc.get_vega_version()}-lite-{vlc.get_vegalite_versions()[-1]}"
+            f"-embed-{vlc.get_vega_embed_version()}.js")
+
+
+def bundle_content() -> str:
+    # A classic script wrapped in a function so its top-level names stay private; it sets window.vegaEmbed.
+    return "(function(){\n" + _runtime().javascript_bundle() + "\n})();\n"
 
 
 def bundle() -> tuple[str, str]:
-    """(file name with versions, content) of the vendored Vega + Vega-Lite + vega-embed bundle."""
-    vlc = _vlc()
-    name = (f"vega-{vlc.get_vega_version()}-lite-{vlc.get_vegalite_versions()[-1]}"
-            f"-embed-{vlc.get_vega_embed_version()}.js")
-    # A classic script wrapped in a function so its top-level names stay private; it sets window.vegaEmbed.
-    return name, "(function(){\n" + vlc.javascript_bundle() + "\n})();\n"
+    """(file name with versions, content) of the vendored bundle."""
+    return bundle_name(), bundle_content()
 
 
 def spec_json(spec: dict) -> str:
@@ -170,27 +199,32 @@ def _fmt(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
+MAX_MARKED_POINTS = 40  # a series with more points (a per-step trace) is drawn as a line only
+
+
 def curves_svg(series: list[tuple[str, list[tuple[float, float]]]], y_label: str, width: int = 560,
                height: int = 260) -> str:
-    """Lines (log x when all x > 0) for each (label, points), with axes and a legend."""
+    """Lines (log x when all x > 0) for each (label, points), with axes and a legend; points are marked unless a
+    series is dense. Every run page has one or more of these, so this is written for speed."""
     pts = [p for _, s in series for p in s]
     if not pts:
         return ""
     left, right, top, bottom = 64, 110, 12, 40
     log = all(x > 0 for x, _ in pts)
-    fx = math.log10 if log else (lambda v: v)
+    fx = math.log10 if log else float
     xs, ys = [fx(x) for x, _ in pts], [y for _, y in pts]
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
     y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
     pad = (y1 - y0) * 0.05
     y0, y1 = y0 - pad, y1 + pad
     pw, ph = width - left - right, height - top - bottom
+    kx, ky = pw / (x1 - x0), ph / (y1 - y0)
 
     def sx(v: float) -> float:
-        return left + (fx(v) - x0) / (x1 - x0) * pw
+        return left + (fx(v) - x0) * kx
 
     def sy(v: float) -> float:
-        return top + (1 - (v - y0) / (y1 - y0)) * ph
+        return top + (y1 - v) * ky
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="curve-chart" viewBox="0 0 {width} {height}" '
            f'width="{width}" height="{height}" role="img" aria-label="{html.escape(y_label)} against samples seen">',
@@ -213,9 +247,12 @@ def curves_svg(series: list[tuple[str, list[tuple[float, float]]]], y_label: str
                f'font-size="12">{html.escape(y_label)}</text>')
     for i, (label, s) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in s)
-        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
-        out += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}"/>' for x, y in s]
+        coords = [f"{left + (fx(x) - x0) * kx:.1f},{top + (y1 - y) * ky:.1f}" for x, y in s]
+        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(coords)}"/>')
+        if len(coords) <= MAX_MARKED_POINTS:
+            for c in coords:
+                cx, cy = c.split(",")
+                out.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{color}"/>')
         out.append(f'<text x="{left + pw + 8}" y="{top + 14 + 16 * i}" font-size="12" fill="{color}">'
                    f'{html.escape(label)}</text>')
     out.append("</svg>")

@@ -8,7 +8,6 @@ rank after every run with a figure, in the order of their tie-breakers.
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -22,6 +21,8 @@ from validator.models.track import (
     SettingsMeanRule,
     ThresholdRule,
 )
+
+from . import stats
 
 Curve = Sequence[tuple[float, float]]
 
@@ -95,8 +96,8 @@ class Figure:
     def of(cls, values: Sequence[float | None]) -> "Figure":
         if not values or any(v is None for v in values):
             return cls(None, None, len(values), tuple(values))
-        m = statistics.fmean(values)
-        s = statistics.stdev(values) if len(values) > 1 else 0.0
+        m = stats.mean(values)
+        s = stats.sample_std(values)
         return cls(m, s, len(values), tuple(values))
 
 
@@ -143,7 +144,7 @@ def figure(rule, run: RunAnalysis, track: Track, baseline: RunAnalysis | None = 
         for results in _by_seed(run).values():
             got = {r.setting: r.final.get(metric_id) for r in results}
             vals = [got.get(s) for s in wanted]
-            per_seed.append(None if any(v is None for v in vals) else statistics.fmean(vals))
+            per_seed.append(None if any(v is None for v in vals) else stats.mean(vals))
         return Figure.of(per_seed)
     if isinstance(rule, BaselineDeltaRule):
         if baseline is None:
@@ -173,7 +174,7 @@ def _metric_figure(run: RunAnalysis, metric_id: str, settings: list[str]) -> Fig
     for results in _by_seed(run).values():
         got = {r.setting: r.final.get(metric_id) for r in results}
         values = [got.get(s) for s in settings] if settings else list(got.values())
-        per_seed.append(None if not values or any(v is None for v in values) else statistics.fmean(values))
+        per_seed.append(None if not values or any(v is None for v in values) else stats.mean(values))
     return Figure.of(per_seed or [None])
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from importlib import resources
+from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -11,6 +14,8 @@ from markupsafe import Markup
 from . import charts as ch
 
 PAGE_SIZE = 100  # table rows per track page; bigger tracks continue on numbered pages
+INLINE_FILE_BYTES = 64 * 1024  # of one file on a run page; a longer file shows its head and its tail
+INLINE_PAGE_BYTES = 384 * 1024  # of all files on one run page, so no page nears 1 MB
 
 
 def _num(value) -> str:
@@ -61,8 +66,26 @@ def _flat(value, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, ", ".join(map(str, value)) if isinstance(value, list) else str(value))]
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Environment(Environment):
+    """Looks `a.b` up as a key first when `a` is a plain dict (all the site's data is): Jinja tries the attribute
+    first and pays for an AttributeError on each of the ~200 lookups of every run page. Names of dict methods
+    (`items`, `values`, ...) keep Jinja's order, so templates mean exactly what they meant."""
+
+    def getattr(self, obj, attribute):
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
+@functools.lru_cache(maxsize=1)
 def environment() -> Environment:
-    env = Environment(
+    env = _Environment(
         loader=PackageLoader("leaderboard", "templates"),
         autoescape=select_autoescape(["html", "xml"], default=True),
         undefined=StrictUndefined,
@@ -128,34 +151,89 @@ def _run_charts(track: dict, entry: dict) -> dict[str, Markup]:
     return out
 
 
-def render_pages(data: dict, built_at: str | None, charts: bool = True):
-    """Yield (path, content) for every page and asset, one at a time, so a big site is never held in memory."""
-    env = environment()
-    common = {"built_at": built_at}
-    bundle_name = None
+def render_pages(data: dict, built_at: str | None, charts: bool = True, runs_dir: Path | None = None):
+    """Yield (path, content) for every page and asset of the site, one at a time."""
+    bundle_name = ch.bundle_name() if charts else None
     if charts:
-        bundle_name, bundle = ch.bundle()
-        yield f"static/{bundle_name}", bundle
-    common["vega_bundle"] = bundle_name
-    yield "index.html", env.get_template("index.html").render(data=data, root="", **common)
-    track_tpl, run_tpl = env.get_template("track.html"), env.get_template("run.html")
-    all_charts = _all_track_charts(data["tracks"], charts)
+        yield f"static/{bundle_name}", ch.bundle_content()
     for track in data["tracks"]:
-        blocks, svgs = all_charts.get(track["id"], ([], {}))
-        yield from svgs.items()
-        entries = track["entries"]
-        pages = max(1, math.ceil(len(entries) / PAGE_SIZE))
-        for page in range(1, pages + 1):
-            name = f"tracks/{track['id']}.html" if page == 1 else f"tracks/{track['id']}-page{page}.html"
-            yield name, track_tpl.render(
-                track=track, root="../", rows=entries[(page - 1) * PAGE_SIZE: page * PAGE_SIZE], page=page,
-                pages=pages, charts=blocks if page == 1 else [], **common)
-        by_name = {e["name"]: e for e in track["entries"] + track["unranked"]}
-        for entry in track["entries"] + track["unranked"]:
-            yield f"runs/{track['id']}/{entry['name']}.html", run_tpl.render(
-                track=track, entry=entry, root="../../", run_charts=_run_charts(track, entry),
-                experiment=_experiment_of(track, entry, by_name), **common)
+        yield from render_track(track, built_at, bundle_name, runs_dir / track["id"] if runs_dir else None)
+    yield from render_site(data, built_at, bundle_name)
+
+
+def render_site(data: dict, built_at: str | None, bundle_name: str | None):
+    """The pages that need every track (the index) and the static assets (the Vega bundle aside)."""
+    env = environment()
+    yield "index.html", env.get_template("index.html").render(data=data, root="", built_at=built_at,
+                                                              vega_bundle=bundle_name)
     yield from _static().items()
+
+
+def render_track(track: dict, built_at: str | None, bundle_name: str | None, track_dir: Path | None = None,
+                 source_url: str | None = None):
+    """One track's pages, chart SVGs and run pages; they need nothing from other tracks, so tracks render in
+    parallel. Charts are drawn when `bundle_name` is set (the pages load that bundle). Run pages show the run's
+    files read from `track_dir`, and link to them under `source_url` when given."""
+    env = environment()
+    common = {"built_at": built_at, "vega_bundle": bundle_name, "source_url": source_url}
+    track_tpl, run_tpl = env.get_template("track.html"), env.get_template("run.html")
+    if not track["valid"]:  # a page with the errors of its track.yaml
+        yield f"tracks/{track['id']}.html", track_tpl.render(track=track, root="../", rows=[], page=1, pages=1,
+                                                             charts=[], **common)
+        return
+    blocks, svgs = _all_track_charts([track], bundle_name is not None).get(track["id"], ([], {}))
+    yield from svgs.items()
+    entries = track["entries"]
+    pages = max(1, math.ceil(len(entries) / PAGE_SIZE))
+    for page in range(1, pages + 1):
+        name = f"tracks/{track['id']}.html" if page == 1 else f"tracks/{track['id']}-page{page}.html"
+        yield name, track_tpl.render(
+            track=track, root="../", rows=entries[(page - 1) * PAGE_SIZE: page * PAGE_SIZE], page=page,
+            pages=pages, charts=blocks if page == 1 else [], **common)
+    by_name = {e["name"]: e for e in track["entries"] + track["unranked"]}
+    for entry in track["entries"] + track["unranked"]:
+        yield f"runs/{track['id']}/{entry['name']}.html", run_tpl.render(
+            track=track, entry=entry, root="../../", run_charts=_run_charts(track, entry),
+            experiment=_experiment_of(track, entry, by_name),
+            files=file_views(track_dir / entry["name"] if track_dir else None, entry["files"]), **common)
+
+
+def file_views(run_dir: Path | None, files: list[dict]) -> list[dict]:
+    """Each file with the text a run page shows: whole when short, else head and tail; binary files by size only.
+    The page carries the files itself, rather than copies beside it: a big leaderboard would otherwise write tens
+    of thousands of files and folders, and browsers download a .py file instead of showing it."""
+    budget = INLINE_PAGE_BYTES
+    out = []
+    for f in files:
+        view = {**f, "text": None, "note": ""}
+        out.append(view)
+        if run_dir is None:
+            view["note"] = "not included in this build"
+            continue
+        limit = min(INLINE_FILE_BYTES, budget)
+        if limit <= 0:
+            view["note"] = f"{f['bytes']:,} bytes, not shown: the page already shows {INLINE_PAGE_BYTES // 1024} KiB"
+            continue
+        try:
+            with open(run_dir / f["path"], "rb") as fh:
+                head = fh.read(limit if f["bytes"] <= limit else limit // 2)
+                tail = b""
+                if f["bytes"] > limit:
+                    fh.seek(-(limit // 2), os.SEEK_END)
+                    tail = fh.read()
+        except OSError as exc:
+            view["note"] = f"unreadable: {exc.strerror or exc}"
+            continue
+        if b"\x00" in head or b"\x00" in tail:
+            view["note"] = f"binary file, {f['bytes']:,} bytes"
+            continue
+        text = head.decode("utf-8", errors="replace")
+        if tail:
+            text += (f"\n\n[... {f['bytes'] - len(head) - len(tail):,} bytes not shown ...]\n\n"
+                     + tail.decode("utf-8", errors="replace"))
+        view["text"] = text
+        budget -= len(head) + len(tail)
+    return out
 
 
 def _experiment_of(track: dict, entry: dict, by_name: dict) -> dict | None:

@@ -216,13 +216,19 @@ def schemas(check: bool, root: Path) -> None:
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=".speedrun-cache",
               show_default=True, help="Where FLOP counts are cached between builds.")
 @click.option("--charts/--no-charts", default=True, show_default=True, help="Render charts (Vega-Lite + SVG).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Worker processes; tracks are built in parallel. [default: one per CPU; 1 with --flops]")
+@click.option("--source-url", metavar="URL", default=None,
+              help="The runs folder in the repository (e.g. https://github.com/ORG/REPO/blob/SHA/runs): run pages "
+                   "link each file there too.")
 @_guard
-def build(runs_dir: Path, out_dir: Path, flops: bool, cache_dir: Path, charts: bool) -> None:
+def build(runs_dir: Path, out_dir: Path, flops: bool, cache_dir: Path, charts: bool, jobs: int | None,
+          source_url: str | None) -> None:
     """Validate every run and render the leaderboard site."""
     from leaderboard.build import build_site
 
     summary = build_site(runs_dir, out_dir, progress=lambda msg: click.echo(msg, err=True), flops=flops,
-                         flops_cache=cache_dir / "flops", charts=charts)
+                         flops_cache=cache_dir / "flops", charts=charts, jobs=jobs, source_url=source_url)
     click.echo(
         f"built {out_dir}/: {summary.tracks} track(s), {summary.valid_runs} ranked run(s), "
         f"{summary.invalid_runs} invalid run(s) listed with their errors"

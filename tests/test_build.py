@@ -115,12 +115,13 @@ def test_build_is_deterministic(tree, tmp_path, monkeypatch):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
 
 
-def test_failed_build_leaves_previous_site(tree, tmp_path, monkeypatch):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_failed_build_leaves_previous_site(tree, tmp_path, monkeypatch, jobs):
     out = tmp_path / "site"
     _build(tree, out, monkeypatch)
     before = (out / "index.html").read_bytes()
 
-    real_write = Path.write_bytes
+    real_write = build_mod._Writer.write
     calls = {"n": 0}
 
     def failing_write(self, *args, **kwargs):  # a disk that fills up halfway through the build
@@ -129,9 +130,10 @@ def test_failed_build_leaves_previous_site(tree, tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         return real_write(self, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_bytes", failing_write)
-    result = CliRunner().invoke(cli, ["build", "--runs", str(tree), "--out", str(out)])
-    monkeypatch.setattr(Path, "write_bytes", real_write)
+    # With two jobs the workers are forked, so they inherit the failing writer and the error crosses back.
+    monkeypatch.setattr(build_mod._Writer, "write", failing_write)
+    result = CliRunner().invoke(cli, ["build", "--runs", str(tree), "--out", str(out), "--jobs", jobs])
+    monkeypatch.setattr(build_mod._Writer, "write", real_write)
     assert result.exit_code == 2
     assert "No space left" in result.output and "Traceback" not in result.output
     assert (out / "index.html").read_bytes() == before

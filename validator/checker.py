@@ -13,7 +13,7 @@ from . import frozen, schemas
 from .compute.accounting import account
 from .compute.sandbox import Limits
 from .discover import ANALYSIS_NAMES, TRACK_FILE, Targets, discover
-from .loader import load_document
+from .loader import load_document_text
 from .models import RunAnalysis, Track
 from .problems import InvalidInput, Problems, json_path
 from .result import Report, RunResult, TrackResult
@@ -22,10 +22,16 @@ from .rules import RunContext, run_checks, symlink_escapes
 
 def display_path(path: Path) -> str:
     """Paths relative to the working directory when inside it: that is what users typed and what CI shows."""
+    text = str(path)
+    if not path.is_absolute():
+        return text
+    cwd = os.getcwd()
+    if text.startswith(cwd + os.sep):  # the common case, without relpath's normalising
+        return text[len(cwd) + 1:]
     try:
-        return os.path.relpath(path, Path.cwd()) if path.is_absolute() else str(path)
+        return os.path.relpath(text, cwd)
     except ValueError:
-        return str(path)
+        return text
 
 
 def _to_model(model: type[BaseModel], data: object, problems: Problems) -> BaseModel | None:
@@ -42,7 +48,7 @@ def _to_model(model: type[BaseModel], data: object, problems: Problems) -> BaseM
 def load_validated(path: Path, name: str, problems: Problems) -> BaseModel | None:
     """Parse, schema-check and build the model of one document; None if any step fails."""
     before = len(problems.items)
-    data = load_document(path, problems.file, problems)
+    data, text = load_document_text(path, problems.file, problems)
     if data is None:
         return None
     skip = frozenset(p.path for p in problems.items[before:] if p.rule == "non-finite")
@@ -51,7 +57,7 @@ def load_validated(path: Path, name: str, problems: Problems) -> BaseModel | Non
         # Fast path: the models generate the schema, and strict JSON-mode validation accepts what the schema does
         # (no string-to-number coercion). Only a document that fails pays for jsonschema's path-precise report.
         try:
-            return model.model_validate_json(json.dumps(data), strict=True)
+            return model.model_validate_json(text if text is not None else json.dumps(data), strict=True)
         except ValidationError:
             pass
     if not schemas.validate(name, data, problems, skip) or skip:
@@ -72,8 +78,12 @@ class Checker:
         self._tracks: dict[Path, TrackResult] = {}
 
     def check_track(self, track_dir: Path) -> TrackResult:
+        known = self._tracks.get(track_dir)  # as given: every run of a big tree asks again, and resolve() is slow
+        if known is not None:
+            return known
         key = track_dir.resolve()
         if key in self._tracks:
+            self._tracks[track_dir] = self._tracks[key]
             return self._tracks[key]
         file = track_dir / TRACK_FILE
         problems = Problems(display_path(file))
@@ -85,7 +95,7 @@ class Checker:
             frozen.check_track(track_dir, track.constrained, problems)
         result = TrackResult(track_dir, display_path(track_dir), track.id if track else track_dir.name, track,
                              problems.items)
-        self._tracks[key] = result
+        self._tracks[key] = self._tracks[track_dir] = result
         return result
 
     def _track_for(self, run_dir: Path, track_id: str | None) -> tuple[TrackResult | None, bool]:
@@ -116,7 +126,7 @@ class Checker:
         if len(found) > 1:
             problems.error("$", "ambiguous-analysis", f"the run folder has {' and '.join(found)}",
                            "keep exactly one analysis file")
-        symlink_escapes(run_dir, problems)
+        symlinks = symlink_escapes(run_dir, problems)
         analysis = load_validated(file, "run", problems)
         result.analysis = analysis
         track_result, inside = self._track_for(run_dir, analysis.track if analysis else None)
@@ -135,7 +145,7 @@ class Checker:
                     problems.error("$.track", "track-mismatch",
                                    f"track is {analysis.track!r} but the run sits in track folder {track.id!r}",
                                    f"set track to {track.id!r} or move the folder")
-                run_checks(RunContext(run_dir, analysis, track, problems))
+                run_checks(RunContext(run_dir, analysis, track, problems, symlinks))
                 if track.constrained is not None:
                     frozen.check_run(run_dir, track_result.path, track.constrained, problems)
                 entry_broken = any(p.path == "$.model.entrypoint" for p in problems.items)

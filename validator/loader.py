@@ -93,47 +93,64 @@ def _normalise(value: Any, parts: list, problems: Problems) -> Any:
 
 def load_document(path: Path, display: str, problems: Problems) -> Any | None:
     """Parse `path` (JSON, or YAML by suffix). Returns None, with problems recorded, if it cannot be read at all."""
+    return load_document_text(path, display, problems)[0]
+
+
+def load_document_text(path: Path, display: str, problems: Problems) -> tuple[Any | None, str | None]:
+    """`load_document`, plus the JSON text itself when it is clean JSON (finite numbers, no duplicate keys), so a
+    caller can hand that text straight to a JSON-mode validator; None for YAML or for anything that was reported."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         problems.error("$", "unreadable", f"cannot read file: {exc.strerror or exc}", "check the file's permissions")
-        return None
+        return None, None
     if len(raw) > MAX_DOCUMENT_BYTES:
         problems.error(
             "$", "file-too-large", f"file is {len(raw):,} bytes; the limit is {MAX_DOCUMENT_BYTES:,}",
             "keep curves at the track's checkpoints; put dense logs under logs/",
         )
-        return None
+        return None, None
     if b"\x00" in raw:
         problems.error("$", "not-text", "file is binary, not UTF-8 text", f"regenerate {path.name} with run.py")
-        return None
+        return None, None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         problems.error(
             "$", "not-text", f"file is not valid UTF-8 (byte {exc.start})", f"save {path.name} as UTF-8"
         )
-        return None
+        return None, None
 
     if path.suffix == ".json":
         try:
-            data = json.loads(text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_NonFinite)
+            seen_non_finite: list[str] = []
+
+            def non_finite(token: str) -> _NonFinite:
+                seen_non_finite.append(token)
+                return _NonFinite(token)
+
+            def number(token: str) -> float | _NonFinite:
+                value = float(token)
+                return value if math.isfinite(value) else non_finite(token)  # 1e999 overflows to infinity
+
+            data = json.loads(text, object_pairs_hook=_pairs_no_duplicates, parse_constant=non_finite,
+                              parse_float=number)
         except _DuplicateKey as exc:
             problems.error("$", "duplicate-key", f"key {exc.args[0]!r} appears twice in one object", "keep one of them")
-            return None
+            return None, None
         except json.JSONDecodeError as exc:
             problems.error(
                 "$", "parse-error", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
                 "fix the syntax (a trailing comma or a missing quote is the usual cause)",
             )
-            return None
+            return None, None
     else:
         try:
             data = yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 - SafeLoader subclass
         except _DuplicateYamlKey as exc:
             where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
             problems.error("$", "duplicate-key", f"{exc.problem}{where}", "keep one of them")
-            return None
+            return None, None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -141,9 +158,13 @@ def load_document(path: Path, display: str, problems: Problems) -> Any | None:
                 "$", "parse-error", f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}",
                 "fix the syntax (indentation and unquoted ':' are the usual causes)",
             )
-            return None
+            return None, None
 
     if data is None:
         problems.error("$", "empty-document", "file is empty", f"regenerate {path.name} with run.py")
-        return None
-    return _normalise(data, [], problems)
+        return None, None
+    if path.suffix == ".json" and not seen_non_finite:
+        # JSON keys are strings and JSON has no dates: with no NaN/Infinity (spelled out, or a literal too big for a
+        # float) there is nothing to normalise, and the walk costs more than the parse on big trees.
+        return data, text
+    return _normalise(data, [], problems), None

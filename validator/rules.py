@@ -119,6 +119,9 @@ class RunContext:
     run: RunAnalysis
     track: Track
     problems: Problems
+    # Relative (POSIX) paths of every symlink in the run folder, as symlink_escapes() found them; None when not
+    # scanned, and then path checks ask the file system.
+    symlinks: frozenset[str] | None = None
 
 
 Check = Callable[[RunContext], None]
@@ -241,8 +244,10 @@ def metrics(ctx: RunContext) -> None:
             p.error(f"$.evaluation.metrics[{i}]", "unknown-metric", f"metric {m!r} is not one of the track's {known}",
                     "report the track's metrics under their ids")
 
+    by_id = {m.id: m for m in track.metrics}
+
     def value(path: str, metric_id: str, v: float) -> None:
-        metric = track.metric(metric_id)
+        metric = by_id.get(metric_id)
         if metric is None:
             p.error(path, "unknown-metric", f"metric {metric_id!r} is not one of the track's {known}",
                     "use the track's metric ids")
@@ -356,15 +361,21 @@ def budget(ctx: RunContext) -> None:
                     "train for fewer tokens or a smaller model")
 
 
-def _inside(run_dir: Path, rel: str) -> tuple[bool, str]:
+def _inside(run_dir: Path, rel: str, symlinks: frozenset[str] | None = None) -> tuple[bool, str]:
     """(ok, reason) for a relative path named by the analysis."""
     if os.path.isabs(rel) or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
         return False, "is absolute"
-    if ".." in Path(rel).parts:
+    parts = Path(rel).parts
+    if ".." in parts:
         return False, "uses '..'"
-    target = run_dir / rel
     # Only a link can lead out of the folder; symlink_escapes() reports every one, this names the field too.
-    if any(p.is_symlink() for p in [target, *target.parents][: len(Path(rel).parts)]):
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    if symlinks is not None:
+        linked = any(pre in symlinks for pre in prefixes)
+    else:
+        linked = any(os.path.islink(os.path.join(run_dir, pre)) for pre in prefixes)
+    if linked:
+        target = run_dir / rel
         real = target.resolve()
         if real != run_dir.resolve() and run_dir.resolve() not in real.parents:
             return False, "leaves the run folder through a symlink"
@@ -378,10 +389,10 @@ def files(ctx: RunContext) -> None:
     if run.model.entrypoint:
         named.append(("$.model.entrypoint", run.model.entrypoint.split(":", 1)[0]))
     for path, rel in named:
-        ok, why = _inside(ctx.run_dir, rel)
+        ok, why = _inside(ctx.run_dir, rel, ctx.symlinks)
         if not ok:
             p.error(path, "path-escape", f"{rel!r} {why}", "name files relative to the run folder, inside it")
-        elif not (ctx.run_dir / rel).is_file():
+        elif not os.path.isfile(os.path.join(ctx.run_dir, rel)):
             p.error(path, "file-missing", f"{rel!r} does not exist in the run folder", "add the file or fix the path")
 
 
@@ -408,7 +419,7 @@ def logs_agree(ctx: RunContext) -> None:
     found = []
     for i, rel in enumerate(ctx.run.files.logs):
         path = ctx.run_dir / rel
-        if not _inside(ctx.run_dir, rel)[0] or not path.is_file() or path.stat().st_size > 50 * 2**20:
+        if not _inside(ctx.run_dir, rel, ctx.symlinks)[0] or not path.is_file() or path.stat().st_size > 50 * 2**20:
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
         values = [int(m.group(1).replace(",", "")) for m in _LOG_SAMPLES.finditer(text)]
@@ -421,18 +432,32 @@ def logs_agree(ctx: RunContext) -> None:
                            "regenerate the analysis with the same run that wrote the logs")
 
 
-def symlink_escapes(run_dir: Path, problems: Problems) -> None:
-    """Any symlink in the run folder that points outside it, reported relative to the folder."""
-    root = run_dir.resolve()
-    for dirpath, dirnames, filenames in os.walk(run_dir):
-        for name in dirnames + filenames:
-            full = Path(dirpath) / name
-            if full.is_symlink():
-                real = full.resolve()
+def symlink_escapes(run_dir: Path, problems: Problems) -> frozenset[str]:
+    """Report any symlink in the run folder that points outside it; return every symlink's relative path."""
+    root: Path | None = None
+    links: list[str] = []
+    pending, subfolders = [(str(run_dir), "")], []
+    while pending:
+        folder, prefix = pending.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            rel = f"{prefix}{entry.name}"
+            # DirEntry answers from the directory listing itself: no stat per file on the common, link-free path.
+            if entry.is_symlink():
+                links.append(rel)
+                root = root or run_dir.resolve()
+                real = Path(entry.path).resolve()
                 if real != root and root not in real.parents:
-                    problems.error(f"$files['{full.relative_to(run_dir).as_posix()}']", "path-escape",
-                                   f"symlink {full.relative_to(run_dir).as_posix()!r} points outside the run folder",
+                    problems.error(f"$files['{rel}']", "path-escape", f"symlink {rel!r} points outside the run folder",
                                    "replace the link by the file itself")
+            elif entry.is_dir(follow_symlinks=False):
+                subfolders.append((entry.path, f"{rel}/"))
+        pending += reversed(subfolders)  # depth first, in name order
+        subfolders = []
+    return frozenset(links)
 
 
 def run_checks(ctx: RunContext) -> None:
