@@ -9,6 +9,8 @@ import functools
 import html
 import json
 import math
+from importlib import resources
+from pathlib import Path
 
 import altair as alt
 
@@ -164,8 +166,28 @@ def bundle_name() -> str:
 
 
 def bundle_content() -> str:
+    """The bundle's text: the copy vendored in this package when it has the installed versions (bundling takes vl-convert
+    two seconds), else freshly bundled. tests/test_charts.py holds the vendored copy to vl-convert's output."""
+    vendored = resources.files("leaderboard").joinpath("vendor", bundle_name())
+    if vendored.is_file():
+        return vendored.read_text(encoding="utf-8")
+    return fresh_bundle()
+
+
+def fresh_bundle() -> str:
     # A classic script wrapped in a function so its top-level names stay private; it sets window.vegaEmbed.
     return "(function(){\n" + _runtime().javascript_bundle() + "\n})();\n"
+
+
+def vendor_bundle() -> Path:
+    """Write the bundle for the installed vl-convert into leaderboard/vendor/ (replacing older ones)."""
+    folder = Path(__file__).with_name("vendor")
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob("vega-*.js"):
+        old.unlink()
+    target = folder / bundle_name()
+    target.write_text(fresh_bundle(), encoding="utf-8")
+    return target
 
 
 def bundle() -> tuple[str, str]:

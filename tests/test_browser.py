@@ -81,9 +81,10 @@ def test_track_page_draws_sorts_and_links(site, browser, tmp_path):
     page.wait_for_load_state("load")
     assert page.inner_text("h1").startswith("mlp-baseline")
     assert page.locator("svg.curve-chart").count() >= 1
-    page.click("#files a >> nth=0")  # the run's own files are in the site
-    page.wait_for_load_state("load")
-    assert page.url.startswith((site / "runs").as_uri())
+    page.click("#files ul a >> nth=1")  # the run's own files are on its page: run.py
+    assert page.url.endswith("#file-run-py")
+    shown = page.locator("#file-run-py + pre.file")
+    assert shown.is_visible() and "def main" in shown.inner_text()
 
     assert problems == []
     outside = [u for u in requests if not u.startswith(site.as_uri())]

@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,10 +117,18 @@ def test_build_is_deterministic(tree, tmp_path, monkeypatch):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
 
 
+@pytest.fixture()
+def two_tracks(tree):
+    """The tree plus a second track, so a build has work for two processes."""
+    shutil.copytree(ROOT / "runs" / "digits-reconstruction", tree / "digits-reconstruction",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return tree
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
-def test_failed_build_leaves_previous_site(tree, tmp_path, monkeypatch, jobs):
+def test_failed_build_leaves_previous_site(two_tracks, tmp_path, monkeypatch, jobs):
     out = tmp_path / "site"
-    _build(tree, out, monkeypatch)
+    _build(two_tracks, out, monkeypatch)
     before = (out / "index.html").read_bytes()
 
     real_write = build_mod._Writer.write
@@ -130,14 +140,130 @@ def test_failed_build_leaves_previous_site(tree, tmp_path, monkeypatch, jobs):
             raise OSError(28, "No space left on device")
         return real_write(self, *args, **kwargs)
 
-    # With two jobs the workers are forked, so they inherit the failing writer and the error crosses back.
+    # Forked workers inherit the failing writer, and their error has to cross back. (Forking is safe here even if
+    # an earlier test started vl-convert in this process: without charts no worker touches it.)
     monkeypatch.setattr(build_mod._Writer, "write", failing_write)
-    result = CliRunner().invoke(cli, ["build", "--runs", str(tree), "--out", str(out), "--jobs", jobs])
+    monkeypatch.setattr(build_mod, "_start_method", lambda: "fork")
+    result = CliRunner().invoke(cli, ["build", "--runs", str(two_tracks), "--out", str(out), "--jobs", jobs,
+                                      "--no-charts"])
     monkeypatch.setattr(build_mod._Writer, "write", real_write)
     assert result.exit_code == 2
     assert "No space left" in result.output and "Traceback" not in result.output
     assert (out / "index.html").read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site.")]
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_parallel_build_equals_one_process_build(two_tracks, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    one = build_mod.build_site(two_tracks, tmp_path / "one", jobs=1)
+    two = build_mod.build_site(two_tracks, tmp_path / "two", jobs=2)
+    assert one == two and one.tracks == 2
+    a, b = _tree_bytes(tmp_path / "one"), _tree_bytes(tmp_path / "two")
+    assert sorted(a) == sorted(b)
+    assert [rel for rel in a if a[rel] != b[rel]] == []
+
+
+@pytest.mark.parametrize("started", [False, True], ids=["fresh-process-forks", "after-vl-convert-fork-server"])
+def test_parallel_build_in_a_fresh_process(two_tracks, tmp_path, started):
+    """In a fresh process the workers are forked; once vl-convert's runtime (and its threads) runs in the process,
+    a fork server starts them instead, since a forked child would hang on the runtime. Neither may hang."""
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom leaderboard import build, charts\n"
+        + ("charts.to_svg({'mark': 'point', 'data': {'values': [{'a': 1}]}})\n" if started else "")
+        + "print(build._start_method())\n"
+        + "s = build.build_site(Path(sys.argv[1]), Path(sys.argv[2]), jobs=2)\nprint(s.tracks, s.valid_runs)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(two_tracks), str(tmp_path / "site")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    method, counts = proc.stdout.split("\n")[:2]
+    assert method == ("forkserver" if started else "fork")
+    assert counts == "2 3"
+    assert len(list((tmp_path / "site" / "tracks").glob("*/*.svg"))) >= 4  # charts drawn in the workers
+
+
+def test_leaderboard_json_is_what_json_dumps_writes(two_tracks, tmp_path, monkeypatch):
+    out = tmp_path / "site"
+    _build(two_tracks, out, monkeypatch)
+    text = (out / "leaderboard.json").read_text(encoding="utf-8")
+    data = json.loads(text)
+    assert text == json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
+    assert [t["id"] for t in data["tracks"]] == ["digits-classification", "digits-reconstruction"]
+    for t in data["tracks"]:
+        assert json.loads((out / "tracks" / f"{t['id']}.json").read_text(encoding="utf-8")) == t
+
+
+def test_run_page_shows_the_run_files(tree, tmp_path, monkeypatch):
+    out = tmp_path / "site"
+    _build(tree, out, monkeypatch)
+    page = _soup(out / "runs" / "digits-classification" / "mlp-baseline.html")
+    links = page.select("#files ul a")
+    paths = [a.get_text() for a in links]
+    assert paths[:3] == ["speedrun_analysis.json", "run.py", "README.md"]
+    for a in links:  # every link lands on the file's own heading, followed by its text
+        heading = page.select_one(a["href"])
+        assert heading is not None and heading.get_text() == a.get_text()
+        shown = heading.find_next_sibling("pre")
+        source = (tree / "digits-classification" / "mlp-baseline" / a.get_text()).read_text(encoding="utf-8")
+        assert shown.get_text() == source
+    assert not (out / "runs" / "digits-classification" / "mlp-baseline").exists()  # nothing copied beside it
+
+
+def test_run_page_links_files_in_the_repository(tree, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    out = tmp_path / "site"
+    url = "https://github.com/org/repo/blob/0123abc/runs"
+    result = CliRunner().invoke(cli, ["build", "--runs", str(tree), "--out", str(out), "--source-url", url + "/"])
+    assert result.exit_code == 0, result.output
+    page = _soup(out / "runs" / "digits-classification" / "mlp-baseline.html")
+    remote = [a["href"] for a in page.select("#files ul a") if a.get_text() == "in the repository"]
+    assert f"{url}/digits-classification/mlp-baseline/run.py" in remote
+
+
+def test_reproduction_record_is_on_the_run_page(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    shutil.copytree(ROOT / "runs" / "digits-classification", runs / "digits-classification",
+                    ignore=shutil.ignore_patterns("ast-*", "__pycache__"))
+    _build(runs, tmp_path / "site", monkeypatch)
+    page = _soup(tmp_path / "site" / "runs" / "digits-classification" / "mlp-baseline.html")
+    link = page.select_one("#reproductions tbody a")
+    record = page.select_one(link["href"]).find_next_sibling("pre")
+    assert json.loads(record.get_text())["verdict"] == "reproduced"
+
+
+def test_file_views_cut_long_files_and_skip_binary_ones(tmp_path):
+    from leaderboard.render import INLINE_FILE_BYTES, INLINE_PAGE_BYTES, file_views
+
+    (tmp_path / "short.txt").write_text("hello\n")
+    long_text = "".join(f"line {i}\n" for i in range(40_000))
+    (tmp_path / "long.log").write_text(long_text)
+    (tmp_path / "weights.bin").write_bytes(b"\x00\x01" * 100)
+    files = [{"label": "x", "path": n, "bytes": (tmp_path / n).stat().st_size, "anchor": n}
+             for n in ("short.txt", "long.log", "weights.bin")]
+    short, long, binary = file_views(tmp_path, files)
+    assert short["text"] == "hello\n"
+    assert long["text"].startswith("line 0\n") and long["text"].endswith("line 39999\n")
+    assert "bytes not shown" in long["text"] and len(long["text"]) < INLINE_FILE_BYTES + 100
+    assert binary["text"] is None and binary["note"] == "binary file, 200 bytes"
+
+    many = [{"label": "log", "path": "long.log", "bytes": len(long_text), "anchor": f"a{i}"} for i in range(20)]
+    views = file_views(tmp_path, many)
+    shown = sum(len(v["text"]) for v in views if v["text"])
+    assert shown <= INLINE_PAGE_BYTES + 20 * 100
+    assert views[-1]["text"] is None and "not shown" in views[-1]["note"]
+
+
+def test_invalid_track_still_gets_its_page(two_tracks, tmp_path, monkeypatch):
+    (two_tracks / "digits-reconstruction" / "track.yaml").write_text("id: digits-reconstruction\n")
+    out = tmp_path / "site"
+    _build(two_tracks, out, monkeypatch)
+    page = _soup(out / "tracks" / "digits-reconstruction.html")
+    assert "missing-field" in page.select_one("section.invalid").get_text()
+    assert _soup(out / "index.html").select_one("#invalid-tracks h3").get_text() == "digits-reconstruction"
 
 
 def test_bundled_runs_build(tmp_path, monkeypatch):

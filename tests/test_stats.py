@@ -6,7 +6,7 @@ import pytest
 from scipy import stats as st
 
 from leaderboard.charts import pareto
-from leaderboard.stats import one_sample, record_history, two_sample
+from leaderboard.stats import one_sample, record_history, sample_std, two_sample
 
 
 # --- one_sample ---------------------------------------------------------------------------------------------------
@@ -244,3 +244,35 @@ def test_pareto_ties_in_flops_keep_the_better_value():
 def test_pareto_empty_and_single():
     assert pareto([], lower_is_better=True) == []
     assert pareto([(1.0, 2.0, "x")], lower_is_better=False) == [(1.0, 2.0, "x")]
+
+
+# --- float statistics against scipy and the exact ones --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [[0.1, 0.2, 0.4], [1e9 + 1, 1e9 + 2, 1e9 + 4], [3.0, 3.0, 3.0, 3.0001],
+                                    [0.9274, 0.9181, 0.9302, 0.9243, 0.9266]])
+def test_sample_std_matches_the_exact_one(values):
+    import statistics
+
+    assert sample_std(values) == pytest.approx(statistics.stdev(values), rel=1e-12)
+
+
+def test_sample_std_of_identical_values_is_exactly_zero():
+    assert sample_std([0.1] * 3) == 0.0 and sample_std([0.7]) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tests_match_scipy(seed):
+    import random
+
+    rng = random.Random(seed)
+    a = [rng.gauss(1.0, 0.1) for _ in range(rng.randint(2, 7))]
+    b = [rng.gauss(1.05, 0.2) for _ in range(rng.randint(2, 7))]
+    mine = two_sample(a, b, better_is_lower=True, alpha=0.05, record_name="r")
+    ref = st.ttest_ind(b, a, equal_var=False, alternative="greater")
+    assert mine.p_value == pytest.approx(ref.pvalue, rel=1e-9) and mine.statistic == pytest.approx(ref.statistic)
+    mine = two_sample(a, b, better_is_lower=False, alpha=0.05, record_name="r")
+    ref = st.ttest_ind(a, b, equal_var=False, alternative="greater")
+    assert mine.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+    one = one_sample(a, 1.02, better_is_lower=True, alpha=0.05)
+    assert one.p_value == pytest.approx(st.ttest_1samp(a, 1.02, alternative="less").pvalue, rel=1e-9)
