@@ -377,6 +377,8 @@ class _Job:
     built_at: str | None
     bundle_name: str | None
     source_url: str | None
+    # A fork server's workers keep the directory the server started in; paths in reports are relative to this one.
+    cwd: str
 
 
 @contextlib.contextmanager
@@ -404,6 +406,8 @@ def _build_track_now(job: _Job, progress: Callable[[str], None] | None) -> dict:
     from .exports import track_files
     from .render import render_track
 
+    if os.getcwd() != job.cwd:
+        os.chdir(job.cwd)
     checker = Checker(tracks_root=job.runs_dir, flops=job.flops, flops_cache=job.flops_cache, progress=progress)
     track, competition = _check_group(checker, job.group)
     writer = _Writer(job.out)
@@ -458,8 +462,8 @@ def build_site(runs_dir: Path, out_dir: Path, progress: Callable[[str], None] = 
     try:
         progress(f"validating and rendering {len(targets.runs)} run(s) on {len(groups)} track(s)"
                  + (f" in {jobs} processes" if jobs > 1 else "") + " ...")
-        work = [_Job(runs_dir, g, tmp, flops, flops_cache, built_at, bundle_name, source_url and source_url.rstrip('/'))
-                for g in groups]
+        url = source_url.rstrip("/") if source_url else None
+        work = [_Job(runs_dir, g, tmp, flops, flops_cache, built_at, bundle_name, url, os.getcwd()) for g in groups]
         parts, bundle = [], None
         if jobs == 1:
             for i, job in enumerate(work, 1):

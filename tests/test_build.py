@@ -176,6 +176,9 @@ def test_parallel_build_in_a_fresh_process(two_tracks, tmp_path, started):
         + ("charts.to_svg({'mark': 'point', 'data': {'values': [{'a': 1}]}})\n" if started else "")
         + "print(build._start_method())\n"
         + "s = build.build_site(Path(sys.argv[1]), Path(sys.argv[2]), jobs=2)\nprint(s.tracks, s.valid_runs)\n"
+        # again from another directory, with relative paths: a fork server's workers start where it started
+        + "import os\nos.chdir(Path(sys.argv[1]).parent)\n"
+        + "build.build_site(Path('runs'), Path('again'), jobs=2)\n"
     )
     proc = subprocess.run([sys.executable, "-c", script, str(two_tracks), str(tmp_path / "site")],
                           capture_output=True, text=True, timeout=300)
@@ -184,6 +187,8 @@ def test_parallel_build_in_a_fresh_process(two_tracks, tmp_path, started):
     assert method == ("forkserver" if started else "fork")
     assert counts == "2 3"
     assert len(list((tmp_path / "site" / "tracks").glob("*/*.svg"))) >= 4  # charts drawn in the workers
+    again = json.loads((tmp_path / "again" / "tracks" / "digits-classification.json").read_text())
+    assert again["invalid"][0]["errors"][0].startswith("runs/digits-classification/broken-run/speedrun_analysis.json::")
 
 
 def test_leaderboard_json_is_what_json_dumps_writes(two_tracks, tmp_path, monkeypatch):
