@@ -508,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         rss = res["maxrss_kb"] * 1024
         # Workers run side by side, so the sum of every peak bounds the memory the build ever held at once (pages
         # a worker shares with the process it was forked from are counted twice: an upper bound).
-        total_rss = rss + res["jobs"] * res["children_maxrss_kb"] * 1024
+        total_rss = rss + (res["jobs"] * res["children_maxrss_kb"] * 1024 if res["jobs"] > 1 else 0)
         load = os.getloadavg()
 
         expected_invalid = len(made["broken"])
@@ -518,14 +518,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"site: {len(all_files):,} files, {site_bytes / 1e6:.1f} MB; largest file {biggest_file[1]} "
               f"({biggest_file[0]:,} bytes)")
         print()
+        workers = (f"its {res['jobs']} worker processes {res['children_cpu_s']:.2f} s" if res["jobs"] > 1
+                   else "no worker processes")
         print(f"build time (wall), build_site() call      : {res['build_s']:7.2f} s   (CPU: build process "
-              f"{res['build_cpu_s']:.2f} s, its {res['jobs']} worker process(es) {res['children_cpu_s']:.2f} s)")
+              f"{res['build_cpu_s']:.2f} s, {workers})")
         print(f"build time (wall), whole build process    : {process_s:7.2f} s   (interpreter start + imports "
               f"{res['import_s']:.2f} s)   target < {TARGET_SECONDS:.0f} s: {_met(process_s < TARGET_SECONDS)}")
         worker = res["children_maxrss_kb"] * 1024
         print(f"peak memory (ru_maxrss): build process {rss / 1e6:.1f} MB, largest worker {worker / 1e6:.1f} MB")
-        print(f"peak memory, all processes at once, at most: build process + {res['jobs']} x largest worker = "
-              f"{total_rss / 1e6:7.1f} MB = {total_rss / 2**20:.1f} MiB   target < 1 GB (10^9 bytes): "
+        print("peak memory, all processes at once, at most: "
+              + (f"build process + {res['jobs']} x largest worker = " if res["jobs"] > 1 else "build process = ")
+              + f"{total_rss / 1e6:7.1f} MB = {total_rss / 2**20:.1f} MiB   target < 1 GB (10^9 bytes): "
               f"{_met(total_rss < TARGET_RSS_BYTES)}; < 1 GiB: {_met(total_rss < 2**30)}")
         print(f"pages: {len(pages):,} HTML")
         print(f"largest page: {pages[0][1]} ({pages[0][0]:,} bytes)   target < 1 MB (10^6 bytes): "

@@ -528,7 +528,8 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
 
 
-def _parallel(work: list[_Job], jobs: int, charts: bool, progress: Callable[[str], None]) -> tuple[list[dict], str | None]:
+def _parallel(work: list[_Job], jobs: int, charts: bool,
+              progress: Callable[[str], None]) -> tuple[list[dict], str | None]:
     """Tracks (and the Vega bundle) in worker processes."""
     import concurrent.futures as cf
     import multiprocessing as mp

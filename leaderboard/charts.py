@@ -166,8 +166,9 @@ def bundle_name() -> str:
 
 
 def bundle_content() -> str:
-    """The bundle's text: the copy vendored in this package when it has the installed versions (bundling takes vl-convert
-    two seconds), else freshly bundled. tests/test_charts.py holds the vendored copy to vl-convert's output."""
+    """The bundle's text: the copy vendored in this package when it has the installed versions (bundling takes
+    vl-convert two seconds), else freshly bundled. tests/test_charts.py holds the vendored copy to vl-convert's
+    output."""
     vendored = resources.files("leaderboard").joinpath("vendor", bundle_name())
     if vendored.is_file():
         return vendored.read_text(encoding="utf-8")
