@@ -103,7 +103,8 @@ def _static() -> dict[str, bytes]:
 
 
 CHARTS = (
-    ("curves", ch.curves_spec, "metric against samples seen, one line per run"),
+    ("curves", ch.curves_spec,
+     f"metric against samples seen: the leading runs (up to {ch.MAX_CURVE_RUNS}), a line each"),
     ("flops", ch.flops_spec, "metric against training FLOPs with the Pareto frontier"),
     ("records", ch.records_spec, "record progression over time"),
 )
