@@ -170,10 +170,7 @@ def _groups(targets: Targets) -> list[_Group]:
 
 def _check_group(checker: Checker, group: _Group) -> tuple[dict, dict | None]:
     """Validate and rank one track: (its data for the site, its competition or None)."""
-    if group.orphan:
-        t = checker.check_targets(Targets(orphans=[group.track_dir])).tracks[0]
-    else:
-        t = checker.check_track(group.track_dir)
+    t = checker.check_orphan(group.track_dir) if group.orphan else checker.check_track(group.track_dir)
     results = sorted((checker.check_run(r) for r in group.runs), key=lambda r: r.name)
     competition = None
     if t.track:
@@ -398,36 +395,26 @@ def _gc_paused():
 def _build_track(job: _Job, progress: Callable[[str], None] | None = None) -> dict:
     """Validate, rank and render one track into the build folder; return its data and what was written. Runs in a
     worker process when the build is parallel, so it takes and returns plain, picklable values."""
-    with _gc_paused():
-        return _build_track_now(job, progress)
-
-
-def _build_track_now(job: _Job, progress: Callable[[str], None] | None) -> dict:
     from .exports import track_files
     from .render import render_track
 
     if os.getcwd() != job.cwd:
         os.chdir(job.cwd)
     checker = Checker(tracks_root=job.runs_dir, flops=job.flops, flops_cache=job.flops_cache, progress=progress)
-    track, competition = _check_group(checker, job.group)
     writer = _Writer(job.out)
-    for rel, content in render_track(track, job.built_at, job.bundle_name, job.group.track_dir, job.source_url):
-        writer.write(rel, content)
-    exported, files = track_files(track)
-    for rel, content in files.items():
-        writer.write(rel, content)
+    with _gc_paused():
+        track, competition = _check_group(checker, job.group)
+        for rel, content in render_track(track, job.built_at, job.bundle_name, job.group.track_dir, job.source_url):
+            writer.write(rel, content)
+        files = track_files(track)
+        for rel, content in files.items():
+            writer.write(rel, content)
     # The rest of the build (index, leaderboard.json, feed) needs the track's summary and its export, not its
     # thousands of entries: sending less back from a worker saves pickling them twice.
     summary = {**track, "entries": [], "unranked": [], "invalid": [],
                "valid_runs": len(track["entries"]) + len(track["unranked"])}
     return {"track": summary, "competition": competition, "exported": files.get(f"tracks/{track['id']}.json"),
             "count": writer.count, "largest": writer.largest}
-
-
-def _bundle_job() -> str:
-    from .charts import bundle_content
-
-    return bundle_content()
 
 
 def default_jobs() -> int:
@@ -446,7 +433,7 @@ def build_site(runs_dir: Path, out_dir: Path, progress: Callable[[str], None] = 
     FLOP counting, one, since every count already runs in its own sandbox); the index, `leaderboard.json` and the
     feed come last, from the tracks' data. Run pages show the run's files; with `source_url` (the runs folder in
     the repository, e.g. https://github.com/ORG/REPO/blob/SHA/runs) they also link to them there."""
-    from .charts import bundle_name as vega_bundle_name
+    from .charts import bundle_content, bundle_name as vega_bundle_name
     from .exports import site_files
     from .render import render_site
 
@@ -464,20 +451,19 @@ def build_site(runs_dir: Path, out_dir: Path, progress: Callable[[str], None] = 
                  + (f" in {jobs} processes" if jobs > 1 else "") + " ...")
         url = source_url.rstrip("/") if source_url else None
         work = [_Job(runs_dir, g, tmp, flops, flops_cache, built_at, bundle_name, url, os.getcwd()) for g in groups]
-        parts, bundle = [], None
         if jobs == 1:
+            parts = []
             for i, job in enumerate(work, 1):
                 parts.append(_build_track(job, progress))
                 progress(f"  [{i}/{len(work)}] {_done(parts[-1])}")
-            bundle = _bundle_job() if charts else None
         else:
-            parts, bundle = _parallel(work, jobs, charts, progress)
+            parts = _parallel(work, jobs, progress)
 
         progress("writing the index, exports and feed ...")
         data = _assemble([(p["track"], p["competition"]) for p in parts])
         writer = _Writer(tmp)
-        if bundle is not None:
-            writer.write(f"static/{bundle_name}", bundle)
+        if charts:  # read from the vendored copy; bundled afresh only if vl-convert was upgraded without it
+            writer.write(f"static/{bundle_name}", bundle_content())
         for rel, content in render_site(data, built_at, bundle_name):
             writer.write(rel, content)
         exported = [p["exported"] for p in sorted(parts, key=lambda p: p["track"]["id"]) if p["exported"]]
@@ -528,9 +514,8 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
 
 
-def _parallel(work: list[_Job], jobs: int, charts: bool,
-              progress: Callable[[str], None]) -> tuple[list[dict], str | None]:
-    """Tracks (and the Vega bundle) in worker processes."""
+def _parallel(work: list[_Job], jobs: int, progress: Callable[[str], None]) -> list[dict]:
+    """Tracks in worker processes."""
     import concurrent.futures as cf
     import multiprocessing as mp
 
@@ -538,11 +523,9 @@ def _parallel(work: list[_Job], jobs: int, charts: bool,
     pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context(_start_method()))
     try:
         futures = [pool.submit(_build_track, job) for job in work]
-        bundle_future = pool.submit(_bundle_job) if charts else None
         for done, future in enumerate(cf.as_completed(futures), 1):
             parts.append(future.result())
             progress(f"  [{done}/{len(work)}] {_done(parts[-1])}")
-        bundle = bundle_future.result() if bundle_future else None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on failure, queued tracks are dropped, not built
-    return parts, bundle
+    return parts

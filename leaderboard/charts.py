@@ -191,11 +191,6 @@ def vendor_bundle() -> Path:
     return target
 
 
-def bundle() -> tuple[str, str]:
-    """(file name with versions, content) of the vendored bundle."""
-    return bundle_name(), bundle_content()
-
-
 def spec_json(spec: dict) -> str:
     """JSON safe to put inside <script type="application/json">."""
     return json.dumps(spec, sort_keys=True, separators=(",", ":")).replace("<", "\\u003c")

@@ -154,15 +154,12 @@ def _atom(data: dict, built_at: str | None) -> str:
     return "\n".join(out) + "\n"
 
 
-def track_files(track: dict) -> tuple[dict | None, dict[str, str]]:
-    """One track's export (None for an invalid track) and its files, `tracks/<id>.json` and `.csv`."""
+def track_files(track: dict) -> dict[str, str]:
+    """One track's export files, `tracks/<id>.json` and `.csv` (none for an invalid track)."""
     if not track["valid"]:
-        return None, {}
+        return {}
     exported = track_export(track)
-    return exported, {
-        f"tracks/{track['id']}.json": _dumps(exported),
-        f"tracks/{track['id']}.csv": _csv(track, exported),
-    }
+    return {f"tracks/{track['id']}.json": _dumps(exported), f"tracks/{track['id']}.csv": _csv(track, exported)}
 
 
 def site_files(data: dict, exported: list[str], built_at: str | None) -> dict[str, str]:
@@ -177,18 +174,6 @@ def site_files(data: dict, exported: list[str], built_at: str | None) -> dict[st
     text = _dumps(board).rstrip("\n")
     text = text[:-1] + ',"tracks":[' + ",".join(t.rstrip("\n") for t in exported) + "]}\n"
     return {"leaderboard.json": text, "records.atom": _atom(data, built_at)}
-
-
-def export_files(data: dict, built_at: str | None) -> dict[str, str]:
-    files: dict[str, str] = {}
-    exported = []
-    for track in data["tracks"]:
-        one, track_out = track_files(track)
-        if one is not None:
-            exported.append(track_out[f"tracks/{track['id']}.json"])
-        files.update(track_out)
-    files.update(site_files(data, exported, built_at))
-    return files
 
 
 def _dumps(value) -> str:

@@ -152,16 +152,6 @@ def _run_charts(track: dict, entry: dict) -> dict[str, Markup]:
     return out
 
 
-def render_pages(data: dict, built_at: str | None, charts: bool = True, runs_dir: Path | None = None):
-    """Yield (path, content) for every page and asset of the site, one at a time."""
-    bundle_name = ch.bundle_name() if charts else None
-    if charts:
-        yield f"static/{bundle_name}", ch.bundle_content()
-    for track in data["tracks"]:
-        yield from render_track(track, built_at, bundle_name, runs_dir / track["id"] if runs_dir else None)
-    yield from render_site(data, built_at, bundle_name)
-
-
 def render_site(data: dict, built_at: str | None, bundle_name: str | None):
     """The pages that need every track (the index) and the static assets (the Vega bundle aside)."""
     env = environment()

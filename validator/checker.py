@@ -172,15 +172,19 @@ class Checker:
                                "(pass --tracks, or fix its track.yaml)")
         return file, analysis, track_result.track
 
+    def check_orphan(self, folder: Path) -> TrackResult:
+        """A folder under a runs root that holds runs but no track.yaml: a track that is all error."""
+        p = Problems(display_path(folder / TRACK_FILE))
+        p.error("$", "missing-track-file", f"{display_path(folder)} has no {TRACK_FILE}",
+                "add the track's rules or move its runs under an existing track")
+        return TrackResult(folder, display_path(folder), folder.name, None, p.items)
+
     def check_targets(self, targets: Targets) -> Report:
         report = Report()
         for track_dir in targets.tracks:
             report.tracks.append(self.check_track(track_dir))
         for orphan in targets.orphans:
-            p = Problems(display_path(orphan / TRACK_FILE))
-            p.error("$", "missing-track-file", f"{display_path(orphan)} has no {TRACK_FILE}",
-                    "add the track's rules or move its runs under an existing track")
-            report.tracks.append(TrackResult(orphan, display_path(orphan), orphan.name, None, p.items))
+            report.tracks.append(self.check_orphan(orphan))
         for run_dir in targets.runs:
             report.runs.append(self.check_run(run_dir))
         return report
