@@ -22,6 +22,7 @@ from typing import Callable
 
 from validator.checker import Checker
 from validator.discover import ANALYSIS_NAMES, Targets, discover
+from validator.fingerprint import content_sha256
 from validator.result import RunResult, TrackResult
 
 from . import stats
@@ -47,26 +48,56 @@ def _problems(items) -> list[dict]:
     return [{"rule": p.rule, "file": p.file, "path": p.path, "message": p.message, "hint": p.hint} for p in items]
 
 
-def _reproductions(run_dir: Path) -> list[dict]:
+def _reproductions(run_dir: Path, run_id: str) -> list[dict]:
+    """The run's reproduction records, each with whether it counts: a record counts only if it is bound to this run
+    (`run` is `<track>/<run>`) and to its current content (`content_sha256`, validator/fingerprint.py)."""
+    folder = run_dir / "reproductions"
+    paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    current = content_sha256(run_dir) if paths else None
     out = []
-    for path in sorted((run_dir / "reproductions").glob("*.json")) if (run_dir / "reproductions").is_dir() else []:
+    for path in paths:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         if isinstance(data, dict):
             fields = ("verdict", "hardware", "date", "device", "nproc", "wall_time_seconds", "deltas")
+            why = _not_counted(data, run_id, current)
             out.append({"file": path.name, "anchor": file_anchor(f"reproductions/{path.name}"),
-                        **{k: data.get(k) for k in fields}})
+                        **{k: data.get(k) for k in fields}, "counts": why is None, "why": why})
     return out
+
+
+def _not_counted(record: dict, run_id: str, current: str | None) -> str | None:
+    """Why a record does not make the run reproduced, or None when it does."""
+    digest, run = record.get("content_sha256"), record.get("run")
+    if not isinstance(digest, str) or not digest or not isinstance(run, str):
+        return "not bound to any content"
+    if run != run_id:
+        return "bound to another run"
+    if digest != current:
+        return "the run changed since it was reproduced"
+    if record.get("verdict") != "reproduced":
+        return f"its verdict is {record.get('verdict')!s}"
+    return None
 
 
 def _status(run: RunResult, reproductions: list[dict]) -> str:
     if run.analysis and run.analysis.source:
         return "self-reported"
-    if any(r.get("verdict") == "reproduced" for r in reproductions):
+    if any(r["counts"] for r in reproductions):
         return "reproduced"
     return "validated"
+
+
+def _flops_count(compute: dict | None, status: str) -> str | None:
+    """Who vouches for a recomputed count: "config" (trusted code from the model config), "confirmed" (the
+    submitted entrypoint's, and a bound reproduction confirmed the run) or "unverified"; None when not recounted."""
+    if compute is None:
+        return None
+    if compute.get("source") == "config":
+        return "config"
+    return "confirmed" if status == "reproduced" else "unverified"
 
 
 def _files(run: RunResult, reproductions: list[dict]) -> list[dict]:
@@ -104,7 +135,8 @@ def file_anchor(rel: str) -> str:
 def _entry(e: Entry, result: RunResult) -> dict:
     run = e.run
     compute = result.compute if result.compute and "error" not in result.compute else None
-    reproductions = _reproductions(result.path)
+    reproductions = _reproductions(result.path, f"{result.track.id}/{result.name}")
+    status = _status(result, reproductions)
     return {
         "rank": e.rank,
         "name": e.name,
@@ -121,6 +153,7 @@ def _entry(e: Entry, result: RunResult) -> dict:
         "compute": {k: compute[k] for k in ("per_sample_forward_flops", "per_sample_training_flops",
                                              "total_training_flops", "claimed_flops", "claim_ratio", "verdict",
                                              "by_module", "device", "notes", "evaluation_flops")} if compute else None,
+        "flops_count": _flops_count(compute, status),
         "hardware": run.compute.hardware.model_dump(mode="json"),
         "wall_time_seconds": run.compute.wall_time_seconds,
         "peak_memory_bytes": run.compute.peak_memory_bytes,
@@ -129,7 +162,7 @@ def _entry(e: Entry, result: RunResult) -> dict:
         "metrics": {k: _fig(v) for k, v in e.metrics.items()},
         "settings": {m: {k: _fig(f) for k, f in setting_figures(run, m).items()} for m in e.metrics}
         if any(r.setting for r in run.results) else {},
-        "status": _status(result, reproductions),
+        "status": status,
         "reproductions": reproductions,
         "warnings": _problems(result.warnings),
         "source": run.source.model_dump(mode="json") if run.source else None,

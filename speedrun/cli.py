@@ -52,6 +52,28 @@ def cli() -> None:
 FORMATS = ["text", "markdown", "json", "github"]
 
 
+def _pattern(regex: str, what: str):
+    """A click callback accepting only values that match `regex` in full."""
+    import re
+
+    def check(_ctx, _param, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(regex, value):
+            raise click.BadParameter(f"{value!r} is not {what}")
+        return value
+
+    return check
+
+
+def _github_login(_ctx, _param, value: str | None) -> str | None:
+    import re
+
+    from validator.models.run import GITHUB_LOGIN
+
+    if value is not None and not (len(value) <= 39 and re.match(GITHUB_LOGIN, value)):
+        raise click.BadParameter(f"{value!r} is not a GitHub login (letters, digits and single hyphens, at most 39)")
+    return value
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
@@ -66,15 +88,20 @@ FORMATS = ["text", "markdown", "json", "github"]
 @click.option("--changed", is_flag=True,
               help="Validate the run folders this branch changes against --base, and apply the pull-request policy.")
 @click.option("--base", default="main", show_default=True, help="Base revision for --changed (e.g. origin/main).")
-@click.option("--maintainer", is_flag=True, help="With --changed: allow changes outside run folders (tracks, code).")
+@click.option("--maintainer", is_flag=True,
+              help="With --changed: a maintainer takes the change: files outside run folders (tracks, code), "
+                   "merged runs of others, reproduction records.")
+@click.option("--pr-author", metavar="LOGIN", callback=_github_login,
+              help="With --changed: the pull request author's GitHub login; they may change a merged run whose "
+                   "authors[].github names them (CI passes github.event.pull_request.user.login).")
 @click.option("--max-file-mb", type=float, default=5.0, show_default=True, help="With --changed: largest file accepted.")
 @click.option("--png-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Write a PNG of each valid run's curves here; the markdown report embeds them.")
 @click.option("--png-url", default="", help="URL prefix under which --png-dir is published (default: relative links).")
 @_guard
 def validate(paths: tuple[Path, ...], fmt: str, tracks_root: Path | None, output: Path | None, flops: bool,
-             timeout: float, changed: bool, base: str, maintainer: bool, max_file_mb: float, png_dir: Path | None,
-             png_url: str) -> None:
+             timeout: float, changed: bool, base: str, maintainer: bool, pr_author: str | None, max_file_mb: float,
+             png_dir: Path | None, png_url: str) -> None:
     """Check run folders, track folders or a whole runs/ tree (default: runs/)."""
     from validator.checker import Checker
     from validator.compute.sandbox import Limits
@@ -85,8 +112,10 @@ def validate(paths: tuple[Path, ...], fmt: str, tracks_root: Path | None, output
     if changed:
         if paths:
             raise click.UsageError("--changed finds the run folders itself; give no PATHS with it")
-        report = _validate_changed(checker, base, maintainer, int(max_file_mb * 2**20))
+        report = _validate_changed(checker, base, maintainer, int(max_file_mb * 2**20), pr_author)
     else:
+        if pr_author:
+            raise click.UsageError("--pr-author applies to --changed (the pull request's author)")
         targets = list(paths) or [Path("runs")]
         if tracks_root is None and not paths and Path("runs").is_dir():
             checker.tracks_root = Path("runs")
@@ -128,7 +157,7 @@ def _curve_pngs(report, png_dir: Path, png_url: str) -> dict[str, str]:
     return out
 
 
-def _validate_changed(checker, base: str, maintainer: bool, max_file_bytes: int):
+def _validate_changed(checker, base: str, maintainer: bool, max_file_bytes: int, pr_author: str | None = None):
     from validator import git, policy
     from validator.checker import display_path
     from validator.discover import ANALYSIS_NAMES, Targets
@@ -136,7 +165,8 @@ def _validate_changed(checker, base: str, maintainer: bool, max_file_bytes: int)
 
     repo = git.toplevel(Path.cwd())
     changes = git.changed_files(repo, base)
-    pr = policy.check_pull_request(repo, changes, maintainer=maintainer, max_file_bytes=max_file_bytes)
+    pr = policy.check_pull_request(repo, changes, maintainer=maintainer, max_file_bytes=max_file_bytes, base=base,
+                                   pr_author=pr_author)
     checker.tracks_root = checker.tracks_root or repo / policy.RUNS_ROOT
     report = checker.check_targets(Targets(tracks=pr.track_dirs, runs=pr.run_dirs))
     report.policy = pr.problems
@@ -264,10 +294,16 @@ def serve(storage_path: str, port: int, host: str, flops: bool) -> None:
 @click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds allowed per seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the reproduction report as JSON.")
 @click.option("--record", is_flag=True,
-              help="If the rerun agrees, write reproductions/<date>-<hardware>.json into the run folder.")
+              help="If the rerun agrees, write reproductions/<date>-<hardware>.json into the run folder, bound to "
+                   "the run and the content hash of its folder.")
+@click.option("--head-sha", callback=_pattern(r"[0-9a-f]{40}", "a full 40-character lowercase commit SHA"),
+              help="For the record: the reviewed pull-request head commit that was reproduced.")
+@click.option("--pr", type=click.IntRange(min=1), help="For the record: the pull request number.")
+@click.option("--workflow-run", metavar="URL", callback=_pattern(r"https://\S+", "an https:// URL"),
+              help="For the record: the URL of the workflow run that reproduced it.")
 @_guard
 def reproduce(run_dir: Path, device: str, nproc: int, seeds: tuple[int, ...], timeout: float, as_json: bool,
-              record: bool) -> None:
+              record: bool, head_sha: str | None, pr: int | None, workflow_run: str | None) -> None:
     """Rerun a run's script in a sandboxed copy and compare with its claim within the track's tolerance."""
     import json
 
@@ -275,7 +311,8 @@ def reproduce(run_dir: Path, device: str, nproc: int, seeds: tuple[int, ...], ti
     from validator.reproduce import reproduce as do_reproduce
 
     report = do_reproduce(run_dir, Checker(), device=device, nproc=nproc, seeds=list(seeds) or None,
-                          timeout_s=timeout, record=record, progress=lambda msg: click.echo(msg, err=True))
+                          timeout_s=timeout, record=record, head_sha=head_sha, pr=pr, workflow_run=workflow_run,
+                          progress=lambda msg: click.echo(msg, err=True))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -45,9 +45,10 @@ def tree(tmp_path):
     return runs
 
 
-def _build(runs, out, monkeypatch, epoch="1700000000"):
+def _build(runs, out, monkeypatch, epoch="1700000000", flops=True):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
-    result = CliRunner().invoke(cli, ["build", "--runs", str(runs), "--out", str(out)])
+    result = CliRunner().invoke(cli, ["build", "--runs", str(runs), "--out", str(out)]
+                                + ([] if flops else ["--no-flops", "--no-charts"]))
     assert result.exit_code == 0, result.output
     return result
 
@@ -230,14 +231,142 @@ def test_run_page_links_files_in_the_repository(tree, tmp_path, monkeypatch):
 
 
 def test_reproduction_record_is_on_the_run_page(tmp_path, monkeypatch):
+    """The bundled record was written before records were bound to content: it is shown, and does not count."""
     runs = tmp_path / "runs"
     shutil.copytree(ROOT / "runs" / "digits-classification", runs / "digits-classification",
                     ignore=shutil.ignore_patterns("ast-*", "__pycache__"))
-    _build(runs, tmp_path / "site", monkeypatch)
+    _build(runs, tmp_path / "site", monkeypatch, flops=False)
     page = _soup(tmp_path / "site" / "runs" / "digits-classification" / "mlp-baseline.html")
     link = page.select_one("#reproductions tbody a")
     record = page.select_one(link["href"]).find_next_sibling("pre")
     assert json.loads(record.get_text())["verdict"] == "reproduced"
+    assert page.select_one("#reproductions tbody tr")["class"] == ["not-counted"]
+    assert page.select_one("#reproductions td.binding").get_text(strip=True) == "no: not bound to any content"
+    assert page.select_one("dl.meta .status").get_text(strip=True) == "validated"
+
+
+# --------------------------------------------------------------------- reproduction records bound to their run
+
+
+def _bound_record(run: Path, **changes) -> dict:
+    """A record as `speedrun reproduce --record` writes it for `run` as it is now (the real hash, never typed in)."""
+    from validator.fingerprint import content_sha256
+
+    record = json.loads(next((ROOT / "runs" / "digits-classification" / "mlp-baseline" / "reproductions")
+                             .glob("*.json")).read_text())
+    record.update(run=f"{run.parent.name}/{run.name}", content_sha256=content_sha256(run), **changes)
+    return record
+
+
+def _write_record(run: Path, record: dict, name: str = "2026-12-01-nvidia-h100.json") -> None:
+    (run / "reproductions").mkdir(exist_ok=True)
+    (run / "reproductions" / name).write_text(json.dumps(record, indent=2))
+
+
+def _statuses(out: Path) -> dict[str, str]:
+    board = json.loads((out / "tracks" / "digits-classification.json").read_text())
+    return {e["name"]: e["status"] for e in board["entries"]}
+
+
+def _binding(out: Path, run: str) -> list[str]:
+    page = _soup(out / "runs" / "digits-classification" / f"{run}.html")
+    return [td.get_text(strip=True) for td in page.select("#reproductions td.binding")]
+
+
+def test_only_a_record_bound_to_the_run_and_its_content_counts(tree, tmp_path, monkeypatch):
+    """Attack B: a reproduction record copied into another run folder, or kept after the run changed, must never
+    make the site say "reproduced"."""
+    track = tree / "digits-classification"
+    good = track / "mlp-baseline"
+    record = _bound_record(good)
+    _write_record(good, record)
+    _write_record(track / "sneaky", record)                                          # copied as is
+    copycat = track / "copycat"
+    shutil.copytree(track / "sneaky", copycat, ignore=shutil.ignore_patterns("reproductions"))
+    data = json.loads((copycat / "speedrun_analysis.json").read_text())
+    data["name"] = "copycat"
+    (copycat / "speedrun_analysis.json").write_text(json.dumps(data))
+    _write_record(copycat, {**record, "run": "digits-classification/copycat"})     # renamed, hash kept
+    out = tmp_path / "site"
+    _build(tree, out, monkeypatch, flops=False)
+    assert _statuses(out) == {"mlp-baseline": "reproduced", "sneaky": "validated", "copycat": "validated"}
+    assert _binding(out, "mlp-baseline") == ["yes"]
+    assert _binding(out, "sneaky") == ["no: bound to another run"]
+    assert _binding(out, "copycat") == ["no: the run changed since it was reproduced"]
+    page = _soup(out / "runs" / "digits-classification" / "sneaky.html")
+    assert page.select_one("dl.meta .status").get_text(strip=True) == "validated"
+
+    (good / "README.md").write_text((good / "README.md").read_text() + "\nedited after the reproduction\n")
+    _build(tree, out, monkeypatch, flops=False)
+    assert _statuses(out)["mlp-baseline"] == "validated"
+    assert _binding(out, "mlp-baseline") == ["no: the run changed since it was reproduced"]
+
+
+def test_a_record_without_binding_or_with_another_verdict_does_not_count(tree, tmp_path, monkeypatch):
+    good = tree / "digits-classification" / "mlp-baseline"
+    _write_record(good, {**_bound_record(good), "content_sha256": None}, "a.json")
+    _write_record(good, _bound_record(good, verdict="disagrees"), "b.json")
+    out = tmp_path / "site"
+    _build(tree, out, monkeypatch, flops=False)
+    assert _statuses(out)["mlp-baseline"] == "validated"
+    assert _binding(out, "mlp-baseline") == ["no: not bound to any content", "no: its verdict is disagrees"]
+
+
+# ------------------------------------------------------------------------------- who counted a run's FLOPs
+
+
+def _fake_account(run_dir, run, track, problems, limits=None, fvcore=True, cache_dir=None):
+    """What compute accounting returns, without the sandbox: these tests are about who vouches for the count."""
+    total = float(run.compute.flops.claimed) if run.compute.flops else 1e12
+    return {"per_sample_forward_flops": 1.0, "per_sample_training_flops": 3.0, "total_training_flops": total,
+            "claimed_flops": total, "claim_ratio": 1.0, "verdict": "pass", "by_module": {"fc": 1.0},
+            "device": "meta", "notes": [], "evaluation_flops": 0.0, "samples_seen": run.compute.samples_seen,
+            "forward_only_samples": 0, "counters": {}, "parameters": run.model.parameters}
+
+
+def test_flops_say_who_counted_them(tree, tmp_path, monkeypatch):
+    """A count from a submitted entrypoint is unverified until a bound reproduction confirms the run; a count
+    trusted code made from a Marin run's Llama config says so."""
+    import validator.checker
+
+    monkeypatch.setattr(validator.checker, "account", _fake_account)
+    good = tree / "digits-classification" / "mlp-baseline"
+    _write_record(good, _bound_record(good))
+    marin = tree / "marin-tiny"
+    marin.mkdir()
+    shutil.copy(ROOT / "runs" / "marin-tiny" / "track.yaml", marin / "track.yaml")
+    shutil.copytree(ROOT / "runs" / "marin-tiny" / "llama_75m", marin / "llama_75m")
+    tampered = marin / "llama_75m_edited"
+    shutil.copytree(marin / "llama_75m", tampered)
+    data = json.loads((tampered / "speedrun_analysis.json").read_text())
+    data["name"] = "llama_75m_edited"
+    (tampered / "speedrun_analysis.json").write_text(json.dumps(data))
+    (tampered / "model.py").write_text((tampered / "model.py").read_text() + "# my own model.py\n")
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    out = tmp_path / "site"
+    build_mod.build_site(tree, out, flops=True, jobs=1, charts=False)
+
+    def marker(track: str, run: str) -> tuple[list[str], str]:
+        row = _soup(out / "tracks" / f"{track}.html").select_one(f'table.leaderboard tr[data-run="{run}"]')
+        small = row.select_one(".flops-count")
+        return small["class"], small.get_text(strip=True)
+
+    assert marker("digits-classification", "mlp-baseline") == (["flops-count", "confirmed"], "confirmed")
+    assert marker("digits-classification", "sneaky") == (["flops-count", "unverified"], "unverified")
+    assert marker("marin-tiny", "llama_75m") == (["flops-count", "config"], "from config")
+    assert marker("marin-tiny", "llama_75m_edited") == (["flops-count", "unverified"], "unverified")
+    track_page = _soup(out / "tracks" / "digits-classification.html")
+    assert "until a maintainers' reproduction confirms" in track_page.select_one(".flops-key").get_text()
+    assert "until a maintainers' reproduction" in track_page.select_one(".flops-count.unverified")["title"]
+
+    def counted_by(track: str, run: str) -> str:
+        dd = _soup(out / "runs" / track / f"{run}.html").select_one("#compute dd.flops-count")
+        return dd["class"][1] + ": " + dd.get_text(" ", strip=True)
+
+    assert counted_by("digits-classification", "sneaky").startswith("unverified: the submitted entrypoint, unverified")
+    assert counted_by("digits-classification", "mlp-baseline").startswith("confirmed: the submitted entrypoint, confirmed")
+    assert counted_by("marin-tiny", "llama_75m").startswith("config: trusted code, from the model config")
 
 
 def test_file_views_cut_long_files_and_skip_binary_ones(tmp_path):

@@ -123,6 +123,35 @@ def test_markdown_format_valid():
     assert "digits-classification rules v1.0" in result.stdout
 
 
+def _fake_account(run_dir, run, track, problems, limits=None, fvcore=True, cache_dir=None):
+    """What compute accounting returns, without the sandbox: the test is about who vouches for the count."""
+    total = float(run.compute.flops.claimed) if run.compute.flops else 1e12
+    return {"per_sample_forward_flops": 1.0, "per_sample_training_flops": 3.0, "total_training_flops": total,
+            "claimed_flops": total, "claim_ratio": 1.0, "verdict": "pass", "by_module": {}, "device": "meta",
+            "notes": [], "evaluation_flops": 0.0, "samples_seen": run.compute.samples_seen,
+            "forward_only_samples": 0, "counters": {}, "parameters": run.model.parameters}
+
+
+def test_report_says_who_counted_the_flops(monkeypatch):
+    """A count from a submitted entrypoint is unverified; one trusted code made from a Marin run's Llama config (its
+    model.py exactly as the importer generates it) is marked as counted from the config."""
+    import validator.checker
+
+    monkeypatch.setattr(validator.checker, "account", _fake_account)
+    runs = ["runs/digits-classification/mlp-baseline", "runs/marin-tiny/llama_75m"]
+    text = invoke("validate", *runs).stdout
+    entrypoint = ("FLOPs counted from the submitted entrypoint: unverified until a maintainers' reproduction "
+                  "confirms it")
+    config = "FLOPs counted by trusted code from the model config"
+    digits, marin = text.split("runs/marin-tiny/llama_75m (")
+    assert entrypoint in digits and config not in digits
+    assert config in marin and entrypoint not in marin
+    payload = json.loads(invoke("validate", "--format", "json", *runs).stdout)
+    assert [r["compute"].get("source") for r in payload["runs"]] == [None, "config"]
+    markdown = invoke("validate", "--format", "markdown", *runs).stdout
+    assert markdown.count(entrypoint + ".") == 1 and markdown.count(config + ".") == 1
+
+
 def test_github_format():
     case = f"{INVALID}/samples-inconsistent"
     result = invoke("validate", "--no-flops", "--format", "github", "--tracks", TRACKS, case)

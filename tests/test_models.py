@@ -192,6 +192,18 @@ def test_run_extra_fields_forbidden(run_data, where):
     assert err["loc"] == (*where, "surprise")
 
 
+@pytest.mark.parametrize("login, ok", [("alice", True), ("Alice-Dev-2", True), ("a" * 39, True), ("a" * 40, False),
+                                       ("-alice", False), ("alice-", False), ("al--ice", False), ("@alice", False),
+                                       ("al ice", False), ("", False)])
+def test_author_github_login(run_data, login, ok):
+    run_data["authors"][0]["github"] = login
+    if ok:
+        assert RunAnalysis.model_validate(run_data).authors[0].github == login
+    else:
+        with pytest.raises(ValidationError):
+            RunAnalysis.model_validate(run_data)
+
+
 def test_run_free_form_extra_is_allowed(run_data):
     run_data["extra"] = {"origin": {"anything": [1, "two", None]}}
     assert RunAnalysis.model_validate(run_data).extra["origin"]["anything"] == [1, "two", None]

@@ -34,7 +34,7 @@ def commit(repo: Path, message: str, when: int) -> None:
 
 def new_run(track_dir: Path, name: str, team: str = "team-a", source: str = "mlp-baseline") -> Path:
     run = track_dir / name
-    shutil.copytree(track_dir / source, run, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(track_dir / source, run, ignore=shutil.ignore_patterns("__pycache__", "reproductions"))
     data = json.loads((run / "speedrun_analysis.json").read_text())
     data.update(name=name, team=team)
     (run / "speedrun_analysis.json").write_text(json.dumps(data, indent=2))
@@ -72,7 +72,7 @@ def repo(tmp_path, monkeypatch):
     return repo
 
 
-def constrained_run(repo: Path, name: str, team: str) -> Path:
+def constrained_run(repo: Path, name: str, team: str, github: str | None = None) -> Path:
     clip = repo / "runs" / "clip-mini"
     run = clip / name
     shutil.copytree(clip / "_reference", run)
@@ -81,6 +81,8 @@ def constrained_run(repo: Path, name: str, team: str) -> Path:
     shutil.copy(base / "README.md", run / "README.md")
     data = json.loads((base / "speedrun_analysis.json").read_text())
     data.update(track="clip-mini", name=name, team=team)
+    if github:
+        data["authors"] = [{"name": team, "github": github}]
     (run / "speedrun_analysis.json").write_text(json.dumps(data, indent=2))
     (run / "editable" / "loss.py").write_text("def loss(logits, y):\n    return -logits.log_softmax(1)[range(len(y)), y].mean()\n")
     (run / "config.yaml").write_text("lr: 0.1\n")
@@ -218,7 +220,7 @@ def test_second_submission_inside_the_window_is_refused_with_the_date(repo):
 
 def test_a_fix_within_48_hours_is_not_a_new_submission(repo):
     git(repo, "checkout", "-q", "-b", "first")
-    constrained_run(repo, "first-try", "team-a")
+    constrained_run(repo, "first-try", "team-a", github="team-a-dev")
     commit(repo, "first", T0 + DAY)
     git(repo, "checkout", "-q", "main")
     git(repo, "merge", "-q", "--no-ff", "first", "-m", "merge", when=T0 + DAY + 60)
@@ -227,13 +229,13 @@ def test_a_fix_within_48_hours_is_not_a_new_submission(repo):
     cfg = repo / "runs" / "clip-mini" / "first-try" / "config.yaml"
     cfg.write_text("lr: 0.09\n")
     commit(repo, "fix lr", T0 + DAY + 24 * 3600)
-    assert validate_changed().exit_code == 0
+    assert validate_changed("--pr-author", "team-a-dev").exit_code == 0  # the run's author fixes their merged run
 
     git(repo, "checkout", "-q", "main")
     git(repo, "checkout", "-q", "-b", "late-fix")
     cfg.write_text("lr: 0.08\n")
     commit(repo, "late fix", T0 + 4 * DAY)  # past 48 h: counts as a submission, and the window is used
-    result = validate_changed()
+    result = validate_changed("--pr-author", "team-a-dev")
     assert result.exit_code == 1
     assert "rate-limit" in rules_of(report(result))
 
@@ -316,3 +318,134 @@ def test_missing_manifest_and_missing_frozen_file(repo):
     assert result.exit_code == 1
     track_errors = [e["rule"] for t in report(result)["tracks"] for e in t["errors"]]
     assert track_errors == ["frozen-manifest-missing"]
+
+
+# --------------------------------------------------------------------------- merged runs and reproduction records
+
+
+def merged_run(repo: Path, name: str, github: list[str | None], team: str = "team-owner") -> Path:
+    """Merge a run into main whose authors declare these GitHub logins (None: an author without one)."""
+    git(repo, "checkout", "-q", "-b", f"add-{name}")
+    run = new_run(repo / "runs" / "digits-classification", name, team=team)
+    path = run / "speedrun_analysis.json"
+    data = json.loads(path.read_text())
+    data["authors"] = [{"name": f"Author {i}", **({"github": g} if g else {})} for i, g in enumerate(github)]
+    path.write_text(json.dumps(data, indent=2))
+    commit(repo, f"add {name}", T0 + DAY)
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-ff", f"add-{name}", "-m", f"merge {name}", when=T0 + DAY + 60)
+    return run
+
+
+def rewrite(run: Path, **changes) -> None:
+    """What an attacker does to someone else's run: new numbers, new authors, a new README."""
+    path = run / "speedrun_analysis.json"
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data, indent=2))
+    (run / "README.md").write_text((run / "README.md").read_text() + "\nThis run is now mine.\n")
+
+
+def policy_of(result) -> list[tuple[str, str, str]]:
+    return [(p["severity"], p["rule"], p["file"]) for p in report(result)["policy"]]
+
+
+def test_rewriting_a_merged_run_of_another_team_fails(repo):
+    """Attack A: a PR that only edits someone else's merged run (README, numbers, authors) must not pass."""
+    git(repo, "checkout", "-q", "-b", "pr")
+    rewrite(repo / "runs" / "digits-classification" / "mlp-baseline", team="mallory-team",
+            authors=[{"name": "Mallory"}])
+    commit(repo, "improve the baseline", T0 + 2 * DAY)
+    for extra in ((), ("--pr-author", "mallory")):
+        result = validate_changed(*extra)
+        assert result.exit_code == 1, result.output
+        problems = [p for p in report(result)["policy"] if p["rule"] == "pr-changes-merged-run"]
+        assert len(problems) == 1 and problems[0]["severity"] == "error"
+        p = problems[0]
+        assert p["file"] == "runs/digits-classification/mlp-baseline/speedrun_analysis.json"
+        assert p["path"] == "$.authors" and p["hint"]
+        assert "runs/digits-classification/mlp-baseline" in p["message"] and "merged" in p["message"]
+    assert "--pr-author" in report(validate_changed())["policy"][0]["hint"]  # local use: say how to name yourself
+    assert "no GitHub account" in report(validate_changed("--pr-author", "mallory"))["policy"][0]["message"]
+
+
+def test_ownership_is_read_from_the_base_not_from_the_pull_request(repo):
+    """The attacker adds their own login to the run's authors: the base's authors decide, not the PR's copy."""
+    run = merged_run(repo, "alices-run", ["alice-dev"])
+    git(repo, "checkout", "-q", "-b", "pr")
+    rewrite(run, authors=[{"name": "Mallory", "github": "mallory"}, {"name": "Alice", "github": "alice-dev"}])
+    commit(repo, "take over", T0 + 2 * DAY)
+    result = validate_changed("--pr-author", "mallory")
+    assert result.exit_code == 1
+    assert ("error", "pr-changes-merged-run", "runs/digits-classification/alices-run/speedrun_analysis.json") \
+        in policy_of(result)
+    assert "@alice-dev" in report(result)["policy"][0]["message"]
+
+
+def test_an_author_may_change_their_merged_run_and_is_told_so(repo):
+    run = merged_run(repo, "alices-run", [None, "Alice-Dev"])
+    git(repo, "checkout", "-q", "-b", "pr")
+    rewrite(run)
+    commit(repo, "fix my README", T0 + DAY + 3600)
+    result = validate_changed("--pr-author", "alice-DEV")  # logins match case-insensitively
+    assert result.exit_code == 0, result.output
+    (p,) = report(result)["policy"]
+    assert (p["severity"], p["rule"]) == ("warning", "pr-changes-merged-run")
+    assert "runs/digits-classification/alices-run" in p["message"] and "@alice-DEV" in p["message"]
+    assert "author" in p["message"]
+    assert validate_changed("--pr-author", "bob").exit_code == 1
+    assert validate_changed().exit_code == 1
+
+
+def test_only_a_maintainer_may_change_a_run_without_github_accounts(repo):
+    git(repo, "checkout", "-q", "-b", "pr")
+    rewrite(repo / "runs" / "digits-classification" / "mlp-baseline")
+    commit(repo, "edit", T0 + 2 * DAY)
+    assert validate_changed("--pr-author", "speedrun-maintainers").exit_code == 1
+    result = validate_changed("--maintainer", "--pr-author", "someone")
+    assert result.exit_code == 0, result.output
+    (p,) = report(result)["policy"]
+    assert (p["severity"], p["rule"]) == ("warning", "pr-changes-merged-run") and "maintainer" in p["message"]
+
+
+def test_deleting_a_merged_run_is_changing_it(repo):
+    git(repo, "checkout", "-q", "-b", "pr")
+    shutil.rmtree(repo / "runs" / "digits-classification" / "mlp-baseline")
+    commit(repo, "remove the competition", T0 + 2 * DAY)
+    result = validate_changed("--pr-author", "mallory")
+    assert result.exit_code == 1
+    assert "pr-changes-merged-run" in rules_of(report(result))
+
+
+def test_a_bad_pr_author_login_is_a_usage_error(repo):
+    result = validate_changed("--pr-author", "not a login;")
+    assert result.exit_code == 2 and "--pr-author" in result.output and "GitHub login" in result.output
+
+
+def test_a_copied_reproduction_record_is_refused(repo):
+    """Attack B: a new run folder carrying a reproductions/ record (copied from a reproduced run, or made up)."""
+    git(repo, "checkout", "-q", "-b", "pr")
+    run = new_run(repo / "runs" / "digits-classification", "fake-repro")
+    (run / "reproductions").mkdir()
+    shutil.copy(next((ROOT / "runs" / "digits-classification" / "mlp-baseline" / "reproductions").glob("*.json")),
+                run / "reproductions" / "2026-11-22-nvidia-h100.json")
+    commit(repo, "add run, already reproduced", T0 + DAY)
+    result = validate_changed()
+    assert result.exit_code == 1
+    assert ("error", "pr-reproduction-record", "runs/digits-classification/fake-repro/reproductions/"
+            "2026-11-22-nvidia-h100.json") in policy_of(result)
+    result = validate_changed("--maintainer")  # the maintainers' own commit of a record the workflow wrote
+    assert result.exit_code == 0, result.output
+    assert [(s, r) for s, r, _f in policy_of(result)] == [("warning", "pr-reproduction-record")]
+
+
+def test_an_author_cannot_add_a_reproduction_record_to_their_own_run(repo):
+    run = merged_run(repo, "alices-run", ["alice-dev"])
+    git(repo, "checkout", "-q", "-b", "pr")
+    (run / "reproductions").mkdir()
+    (run / "reproductions" / "mine.json").write_text('{"verdict": "reproduced"}\n')
+    commit(repo, "I reproduced it myself", T0 + DAY + 3600)
+    result = validate_changed("--pr-author", "alice-dev")
+    assert result.exit_code == 1
+    assert ("error", "pr-reproduction-record", "runs/digits-classification/alices-run/reproductions/mine.json") \
+        in policy_of(result)

@@ -52,19 +52,42 @@ def test_reproduces_the_baseline_and_records_it(runs):
     assert all(abs(d["delta"]) <= report["tolerance"]["metric_abs"] for d in report["deltas"])
     assert _snapshot(run) == before  # nothing written without --record
 
-    result = CliRunner().invoke(cli, ["reproduce", str(run), "--seeds", "1", "--record"])
+    workflow = "https://github.com/org/repo/actions/runs/42"
+    result = CliRunner().invoke(cli, ["reproduce", str(run), "--seeds", "1", "--record", "--head-sha", "ab" * 20,
+                                      "--pr", "7", "--workflow-run", workflow])
     assert result.exit_code == 0, result.output
     recorded = list((run / "reproductions").glob("*.json"))
     assert len(recorded) == 1
     data = json.loads(recorded[0].read_text())
     assert data["verdict"] == "reproduced" and data["device"] == "cpu" and data["versions"]["torch"]
     assert data["hardware"].startswith("CPU")
+    # bound to this run and to the exact content of its folder (the record itself excluded), and to where it came from
+    from validator.fingerprint import content_sha256
+
+    assert data["run"] == "digits-classification/mlp-baseline"
+    assert data["content_sha256"] == content_sha256(run) and len(data["content_sha256"]) == 64
+    assert (data["head_sha"], data["pr"], data["workflow_run"]) == ("ab" * 20, 7, workflow)
 
     from leaderboard.build import build_site
 
-    build_site(runs, runs.parent / "site", charts=False)
-    board = json.loads((runs.parent / "site" / "tracks" / "digits-classification.json").read_text())
-    assert {e["name"]: e["status"] for e in board["entries"]}["mlp-baseline"] == "reproduced"
+    def status() -> str:
+        build_site(runs, runs.parent / "site", charts=False)
+        board = json.loads((runs.parent / "site" / "tracks" / "digits-classification.json").read_text())
+        return {e["name"]: e["status"] for e in board["entries"]}["mlp-baseline"]
+
+    assert status() == "reproduced"
+    (run / "README.md").write_text((run / "README.md").read_text() + "\nchanged after the reproduction\n")
+    assert status() == "validated"
+
+
+@pytest.mark.parametrize("option, value", [("--head-sha", "abc123"), ("--head-sha", "AB" * 20), ("--pr", "0"),
+                                           ("--workflow-run", "http://example.org/run"),
+                                           ("--workflow-run", "javascript:alert(1)")])
+def test_record_provenance_options_are_checked(runs, option, value):
+    run = runs / "digits-classification" / "mlp-baseline"
+    result = CliRunner().invoke(cli, ["reproduce", str(run), "--record", option, value])
+    assert result.exit_code == 2 and option in result.output and "Invalid value" in result.output
+    assert not (run / "reproductions").exists()
 
 
 @pytest.mark.parametrize("name, patch, claim, expected", [
@@ -143,3 +166,23 @@ def test_a_script_may_import_its_own_modules(runs):
     (run / "helper_constants.py").write_text("VALUE = 1\n")
     result = CliRunner().invoke(cli, ["reproduce", str(run), "--seeds", "0"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_record_is_never_written_through_a_link(tmp_path):
+    """The run folder is PR content: a link it planted where the record goes must not redirect the write."""
+    from validator.reproduce import Reproduction, _write_record
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    run = tmp_path / "run"
+    (run / "reproductions").mkdir(parents=True)
+    (run / "reproductions" / "r.json").symlink_to(outside)
+    result = Reproduction("run", "track", "cpu", 1, [], {}, {})
+    assert _write_record(run / "reproductions" / "r.json", result)
+    assert outside.read_text() == "keep" and not (run / "reproductions" / "r.json").is_symlink()
+
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "reproductions").symlink_to(tmp_path)
+    assert not _write_record(linked / "reproductions" / "r.json", result)
+    assert not (tmp_path / "r.json").exists()

@@ -179,8 +179,9 @@ def test_installs_take_cpu_torch_first_and_the_constraints(name):
         pytest.skip("reproduce.yml runs on a GPU and installs the CUDA build of torch")
     scripts = "\n".join(run_scripts(load(name)))
     cpu = scripts.find("pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu")
-    rest = scripts.find("pip install -c constraints.txt")
-    assert 0 <= cpu < rest, name
+    # validate.yml installs from its checkout of the base commit, under trusted/.
+    rest = re.search(r"pip install -c (trusted/)?constraints\.txt", scripts)
+    assert rest and 0 <= cpu < rest.start(), name
 
 
 # --- validate.yml ------------------------------------------------------------------------------------------------
@@ -193,23 +194,47 @@ def test_validate_runs_on_pull_request_with_a_read_only_token():
     assert pr["paths"] == ["runs/**"]
     (job,) = jobs(wf).values()
     assert job["permissions"] == {"contents": "read"}
-    checkout = next(s for s in steps(job) if uses(s, "actions/checkout"))
-    assert checkout["with"]["fetch-depth"] == 0 and checkout["with"]["persist-credentials"] is False
+    trusted, pr = [s["with"] for s in steps(job) if uses(s, "actions/checkout")]
+    assert trusted == {"ref": "${{ github.event.pull_request.base.sha }}", "path": "trusted",
+                       "persist-credentials": False}
+    assert pr == {"ref": "${{ github.event.pull_request.head.sha }}", "path": "pr", "persist-credentials": False,
+                  "fetch-depth": 0}
+
+
+def test_validate_installs_the_base_commits_tool_and_reads_the_pr_as_files():
+    """Issue 10: the PR's edits to the validator cannot judge the PR. tests/test_trust_workflow.py runs the script."""
+    job = next(iter(jobs(load("validate")).values()))
+    st = steps(job)
+    install = next(i for i, s in enumerate(st) if "pip install -c trusted/constraints.txt ./trusted" in s.get("run", ""))
+    judge = next(i for i, s in enumerate(st) if "validate-pr.sh" in s.get("run", ""))
+    assert install < judge
+    assert st[judge]["run"].strip() == 'bash trusted/.github/scripts/validate-pr.sh trusted pr "$BASE_SHA" report'
+    assert st[judge]["env"] == {"BASE_SHA": "${{ github.event.pull_request.base.sha }}",
+                                "PR_AUTHOR": "${{ github.event.pull_request.user.login }}",
+                                "AUTHOR_ASSOCIATION": "${{ github.event.pull_request.author_association }}"}
+    assert "apt-get install -y bubblewrap" in st[install]["run"]
+    assert "kernel.apparmor_restrict_unprivileged_userns=0" in st[install]["run"]
+    text = (WORKFLOWS / "validate.yml").read_text(encoding="utf-8")
+    for forbidden in ("pip install -e", "-e .", "./pr", "PYTHONPATH", "working-directory", "python -m speedrun"):
+        assert forbidden not in text, forbidden
+    for s in st:
+        assert not str(s.get("run", "")).lstrip().startswith(("pr/", "./pr/", "bash pr/")), s
+    script = (ROOT / ".github" / "scripts" / "validate-pr.sh").read_text(encoding="utf-8")
+    assert 'speedrun "${args[@]}"' in script and "--changed --base \"$base\"" in script
+    assert "unset PYTHONPATH" in script and "PYTHONSAFEPATH=1" in script
 
 
 def test_validate_uploads_the_report_even_when_the_run_is_invalid():
     job = next(iter(jobs(load("validate")).values()))
     names = [s.get("name") or s.get("uses") for s in steps(job)]
     scripts = "\n".join(s.get("run", "") for s in steps(job))
-    assert re.search(r'speedrun validate --changed --base "origin/\$\{BASE_REF\}" --format markdown '
-                     r'--output report/report\.md', scripts)
-    assert "set +e" in scripts and "report/exit-code" in scripts
-    for f in ("report/pr-number", "report/head-sha", "$GITHUB_STEP_SUMMARY"):
+    script = (ROOT / ".github" / "scripts" / "validate-pr.sh").read_text(encoding="utf-8")
+    assert "set +e" in script and '"$out/exit-code"' in script and '"$out/report.md"' in script
+    for f in ("report/pr-number", "report/head-sha", "report/report.md", "$GITHUB_STEP_SUMMARY"):
         assert f in scripts
     env = {k: v for s in steps(job) for k, v in s.get("env", {}).items()}
     assert env["PR_NUMBER"] == "${{ github.event.number }}"
     assert env["HEAD_SHA"] == "${{ github.event.pull_request.head.sha }}"
-    assert env["BASE_REF"] == "${{ github.base_ref }}"
     upload_at = next(i for i, s in enumerate(steps(job)) if uses(s, "actions/upload-artifact"))
     upload = steps(job)[upload_at]
     assert upload["with"]["name"] == "speedrun-report" and upload["with"]["retention-days"] == 7
@@ -296,6 +321,19 @@ def test_reproduce_checks_inputs_and_sha_before_running_anything():
     assert any(uses(s, "actions/upload-artifact") for s in st[reproduce:])
     for regex in (r"^[1-9][0-9]{0,6}$", r"^[0-9a-f]{40}$", r"^runs/[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$"):
         assert regex in st[check]["run"], regex
+
+
+def test_reproduce_records_a_bound_reproduction_into_the_artifact():
+    job = next(iter(jobs(load("reproduce")).values()))
+    step = next(s for s in steps(job) if "speedrun reproduce" in s.get("run", ""))
+    script = " ".join(step["run"].replace("\\\n", " ").split())
+    assert ('--record --head-sha "$SHA" --pr "$PR" --workflow-run "$WORKFLOW_RUN"') in script
+    assert step["env"]["WORKFLOW_RUN"] == \
+        "${{ github.server_url }}/${{ github.repository }}/actions/runs/${{ github.run_id }}"
+    assert (step["env"]["SHA"], step["env"]["PR"]) == ("${{ inputs.sha }}", "${{ inputs.pr }}")
+    assert 'cp -- "$recorded" "$out/record/"' in script
+    upload = next(s for s in steps(job) if uses(s, "actions/upload-artifact"))
+    assert upload["with"]["path"] == "${{ runner.temp }}/reproduction/"
 
 
 @pytest.mark.parametrize("pr,sha,run_dir,ok", [

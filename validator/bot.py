@@ -87,10 +87,12 @@ def prepare_body(body: str) -> str:
         return body
     note = (f"\n\n---\n*Report truncated: {len(body):,} characters is over GitHub's comment limit. "
             "The full report is in the workflow run's job summary and its `speedrun-report` artifact.*\n")
-    keep = MAX_BODY_CHARS - len(note)
-    head = body[:keep]
+    # Room for the marker, and the cut at a line end: the report opens and closes every code span on one line, and a
+    # span cut open would set the submitted text inside it free (mentions, links, images).
+    head = body[: MAX_BODY_CHARS - len(note) - len(COMMENT_MARKER) - 1]
+    head = head[: max(head.rfind("\n"), 0)]
     if COMMENT_MARKER not in head:
-        head = f"{COMMENT_MARKER}\n{head[: keep - len(COMMENT_MARKER) - 1]}"
+        head = f"{COMMENT_MARKER}\n{head}"
     return head + note
 
 

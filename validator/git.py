@@ -61,6 +61,14 @@ def exists_at(repo: Path, rev: str, path: str) -> bool:
     return bool(git(repo, "ls-tree", "--name-only", rev, "--", path).strip())
 
 
+def read_at(repo: Path, rev: str, path: str) -> str | None:
+    """The text of `path` as revision `rev` has it (never the working tree's copy), or None if it has no such file."""
+    listed = git(repo, "ls-tree", rev, "--", path).split()
+    if len(listed) < 2 or listed[1] != "blob" or listed[0] == "120000":
+        return None
+    return git(repo, "show", f"{rev}:{path}")
+
+
 def added_dates(repo: Path, folder: str) -> dict[str, dt.datetime]:
     """For each run folder under `folder` (a track), when its first file was committed (commit time, UTC)."""
     out: dict[str, dt.datetime] = {}

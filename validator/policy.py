@@ -1,7 +1,9 @@
 """Pull-request policy: what a submission may change, and how often a team may submit.
 
 A PR adds or edits exactly one run folder and touches nothing else (unless a maintainer says so); no file over the
-size limit, no symlinks, no binaries outside `logs/` and the run's declared artifacts. On tracks with a submission
+size limit, no symlinks, no binaries outside `logs/` and the run's declared artifacts, no reproduction records (the
+maintainers' workflow writes those). A run already merged on the base branch may be changed only by its authors or a
+maintainer (validator/ownership.py). On tracks with a submission
 policy, a team gets `max_submissions` per `window_days`, counted from the dates git recorded; a fix to a run within
 the track's fix window is not a new submission.
 """
@@ -18,6 +20,7 @@ import yaml
 from .discover import ANALYSIS_NAMES
 from .git import Change, added_dates, exists_at, head_time
 from .models import Track
+from .ownership import check_merged_run
 from .problems import Problem, Problems
 
 RUNS_ROOT = "runs"
@@ -76,7 +79,10 @@ def _declared_artifacts(run_dir: Path) -> set[str]:
 
 
 def check_pull_request(repo: Path, changes: list[Change], maintainer: bool = False,
-                       max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> PullRequest:
+                       max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, base: str | None = None,
+                       pr_author: str | None = None) -> PullRequest:
+    """Judge the change itself. With `base`, a run folder that exists there is a merged run: only its authors
+    (`pr_author` among the base's authors[].github) or a maintainer may change it (validator/ownership.py)."""
     pr = PullRequest(changes=changes)
     runs: dict[tuple[str, str], list[Change]] = {}
     outside: list[Change] = []
@@ -115,13 +121,18 @@ def check_pull_request(repo: Path, changes: list[Change], maintainer: bool = Fal
         run_dir = repo / RUNS_ROOT / track / run
         if run_dir.is_dir():
             pr.run_dirs.append(run_dir)
+        owned = check_merged_run(repo, base, f"{RUNS_ROOT}/{track}/{run}", pr_author, maintainer) if base else None
+        pr.problems += [owned] if owned else []
         artifacts = _declared_artifacts(run_dir)
         for change in run_changes:
-            if change.status == "D":
-                continue
             problems = Problems(change.path)
-            full = repo / change.path
             rel = change.path.split("/", 3)[3]
+            if rel.startswith("reproductions/"):
+                _reproduction_record(change, maintainer, problems)
+            if change.status == "D":
+                pr.problems += problems.items
+                continue
+            full = repo / change.path
             if change.mode == "120000" or full.is_symlink():
                 problems.error("$", "pr-symlink", "symbolic links are not accepted", "commit the file itself")
             elif full.is_file():
@@ -134,6 +145,21 @@ def check_pull_request(repo: Path, changes: list[Change], maintainer: bool = Fal
                                    "declare it in files.artifacts, move it under logs/, or leave it out")
             pr.problems += problems.items
     return pr
+
+
+def _reproduction_record(change: Change, maintainer: bool, problems: Problems) -> None:
+    """Reproduction records are the maintainers' workflow's output, never a submitter's: a record in a pull request
+    would make the site call the run reproduced."""
+    done = {"A": "adds", "D": "deletes"}.get(change.status, "changes")
+    if maintainer:
+        problems.warn("$", "pr-reproduction-record", f"a maintainer {done} the reproduction record {change.path}",
+                      "reviewers: commit only records that reproduce.yml wrote for this run's reviewed commit")
+    else:
+        problems.error("$", "pr-reproduction-record",
+                       f"the pull request {done} {change.path}: reproduction records are written only by the "
+                       "maintainers' reproduce workflow",
+                       "remove the reproductions/ folder from your pull request; a maintainer reproduces the run "
+                       "after review and commits the record")
 
 
 def _team_of(run_dir: Path) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Callable
 
+from .mdsafe import code, image, prose
 from .problems import Problem
 from .result import Report, RunResult, TrackResult
 
@@ -21,6 +22,16 @@ def _g(value) -> str:
     return "–" if value is None else f"{value:.4g}"
 
 
+FLOPS_FROM_ENTRYPOINT = ("FLOPs counted from the submitted entrypoint: unverified until a maintainers' reproduction "
+                         "confirms it")
+FLOPS_FROM_CONFIG = "FLOPs counted by trusted code from the model config"
+
+
+def flops_provenance(c: dict) -> str:
+    """Who made a count: trusted code from a model config (`"source": "config"`), or the submission's entrypoint."""
+    return FLOPS_FROM_CONFIG if c.get("source") == "config" else FLOPS_FROM_ENTRYPOINT
+
+
 def compute_lines(c: dict) -> list[str]:
     """Recomputed compute, for terminals and comments."""
     if not c:
@@ -33,6 +44,7 @@ def compute_lines(c: dict) -> list[str]:
         f"samples seen {c['samples_seen']:,}" + (f", forward-only {c['forward_only_samples']:,}" if c['forward_only_samples'] else ""),
         f"total training FLOPs: recomputed {_g(c['total_training_flops'])}, claimed {_g(c['claimed_flops'])}"
         + (f" (ratio {c['claim_ratio']:.3f})" if c.get("claim_ratio") is not None else ""),
+        flops_provenance(c),
     ]
     counters = c.get("counters", {})
     fv = counters.get("fvcore", {})
@@ -119,10 +131,6 @@ def json_format(report: Report) -> str:
     return json.dumps(payload, indent=2, sort_keys=False) + "\n"
 
 
-def _md(text_: str) -> str:
-    return text_.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def markdown(report: Report, images: dict[str, str] | None = None) -> str:
     """The PR comment. `images` maps a run's display path to the URL of a chart of its curves."""
     n_bad = sum(not r.valid for r in report.runs) + sum(not t.valid for t in report.tracks)
@@ -136,27 +144,28 @@ def markdown(report: Report, images: dict[str, str] | None = None) -> str:
     lines = [COMMENT_MARKER, "## Speedrun validation", "", f"**{verdict}**", ""]
     if report.policy:
         lines += ["### Pull request", "", "| | rule | file | problem | how to fix |", "|---|---|---|---|---|"]
-        lines += [f"| {p.severity} | `{p.rule}` | `{_md(p.file)}` | {_md(p.message)} | {_md(p.hint)} |"
-                  for p in report.policy]
+        lines += [f"| {p.severity} | {code(p.rule, table=True)} | {code(p.file, table=True)} | "
+                  f"{prose(p.message, table=True)} | {prose(p.hint, table=True)} |" for p in report.policy]
         lines.append("")
     for t in report.tracks:
         if t.problems:
-            lines += [f"### Track `{_md(t.display)}`", "", "| rule | where | problem | how to fix |", "|---|---|---|---|"]
-            lines += [f"| `{p.rule}` | `{_md(p.path)}` | {_md(p.message)} | {_md(p.hint)} |" for p in t.problems]
+            lines += [f"### Track {code(t.display)}", "", "| rule | where | problem | how to fix |", "|---|---|---|---|"]
+            lines += [f"| {code(p.rule, table=True)} | {code(p.path, table=True)} | {prose(p.message, table=True)} | "
+                      f"{prose(p.hint, table=True)} |" for p in t.problems]
             lines.append("")
     for r in report.runs:
         icon = "❌" if not r.valid else ("⚠️" if r.warnings else "✅")
-        lines += [f"### {icon} `{_md(r.display)}` on track `{_md(r.track_id or '?')}`: {_status(r.valid, r.warnings)}", ""]
+        lines += [f"### {icon} {code(r.display)} on track {code(r.track_id or '?')}: {_status(r.valid, r.warnings)}", ""]
         if r.analysis is not None and r.track is not None:
             lines += [_results_line(r), ""]
         if images and r.display in images:
-            lines += [f"![curves of {_md(r.name)}]({images[r.display]})", ""]
+            lines += [image(f"curves of {r.name}", images[r.display]), ""]
         if r.compute and "error" not in r.compute:
             c = r.compute
             lines += ["| compute | recomputed | claimed |", "|---|---|---|",
                       f"| training FLOPs per sample | {_g(c['per_sample_training_flops'])} | |",
                       f"| total training FLOPs | {_g(c['total_training_flops'])} | {_g(c['claimed_flops'])} |",
-                      f"| samples seen | {c['samples_seen']:,} | |", ""]
+                      f"| samples seen | {c['samples_seen']:,} | |", "", flops_provenance(c) + ".", ""]
             if c.get("budget"):
                 b = c["budget"]
                 lines += [f"Budget: {_g(b['used'])} of {_g(b['limit'])} {b['kind']} ({b['fraction']:.1%}). "
@@ -166,12 +175,13 @@ def markdown(report: Report, images: dict[str, str] | None = None) -> str:
             lines += ["| | rule | where | problem | how to fix |", "|---|---|---|---|---|"]
             for p in problems:
                 sev = "error" if p.severity == "error" else "warning"
-                lines.append(f"| {sev} | `{p.rule}` | `{_md(p.file)}::{_md(p.path)}` | {_md(p.message)} | {_md(p.hint)} |")
+                lines.append(f"| {sev} | {code(p.rule, table=True)} | {code(f'{p.file}::{p.path}', table=True)} | "
+                             f"{prose(p.message, table=True)} | {prose(p.hint, table=True)} |")
             lines.append("")
     versions = sorted({f"{r.track.id} rules v{r.track.rules_version}" for r in report.runs if r.track})
     footer = "Checked by `speedrun validate`"
     if versions:
-        footer += " against " + ", ".join(versions)
+        footer += " against " + ", ".join(prose(v) for v in versions)
     lines += ["---", f"<sub>{footer}. Numbers computed in a PR job are unverified until a maintainer reproduces them.</sub>", ""]
     return "\n".join(lines)
 
@@ -185,7 +195,7 @@ def _results_line(r: RunResult) -> str:
             continue
         mean = sum(values) / len(values)
         std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
-        parts.append(f"{_md(metric.name)} {mean:.4g} ± {std:.2g}")
+        parts.append(f"{prose(metric.name)} {mean:.4g} ± {std:.2g}")
     seeds = len(set(r.analysis.seeds))
     return f"Claimed results over {seeds} seed(s): " + "; ".join(parts) + f". Parameters: {r.analysis.model.parameters:,}."
 

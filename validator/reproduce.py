@@ -3,7 +3,8 @@
 The script contract (CONTRIBUTING.md): `python run.py --seeds S... --device cpu|cuda --out DIR` writes
 `DIR/speedrun_analysis.json` and `DIR/logs/`. Each seed runs on its own, so progress shows seed by seed; with
 `nproc > 1` the script is started under torchrun. Nothing in the run folder changes unless `record` is asked for and
-the reproduction agrees.
+the reproduction agrees; the record then names the run (`<track>/<run>`) and the content hash of its folder
+(validator/fingerprint.py), so the site counts it only for that run as it was reproduced.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import platform
 import re
 import time
@@ -19,8 +21,9 @@ from pathlib import Path
 from typing import Callable
 
 from .checker import Checker, load_validated
-from .compute.sandbox import Limits, Workspace, run_python
+from .compute.sandbox import Limits, Workspace, read_result, run_python
 from .discover import ANALYSIS_NAMES
+from .fingerprint import content_sha256
 from .models import RunAnalysis, Track
 from .problems import InvalidInput, Problems
 
@@ -47,10 +50,18 @@ class Reproduction:
     verdict: str = "reproduced"
     reasons: list[str] = field(default_factory=list)
     recorded: str | None = None
+    # What the record is bound to: the run folder's content hash (validator/fingerprint.py) when the rerun started,
+    # and where the maintainers' workflow says it came from (the reviewed head commit, the PR, the workflow run).
+    content_sha256: str | None = None
+    head_sha: str | None = None
+    pr: int | None = None
+    workflow_run: str | None = None
 
     def to_dict(self) -> dict:
         return {
-            "run": self.run, "track": self.track, "verdict": self.verdict, "reasons": self.reasons,
+            "run": f"{self.track}/{self.run}", "content_sha256": self.content_sha256,
+            "head_sha": self.head_sha, "pr": self.pr, "workflow_run": self.workflow_run,
+            "track": self.track, "verdict": self.verdict, "reasons": self.reasons,
             "device": self.device, "nproc": self.nproc,
             "hardware": next((s.hardware for s in self.seeds if s.hardware), None),
             "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -113,13 +124,16 @@ def _versions() -> dict:
     return out
 
 
+OUT_NAME = ".reproduction"
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48] or "unknown"
 
 
 def reproduce(run_dir: Path, checker: Checker, *, device: str = "cpu", nproc: int = 1, seeds: list[int] | None = None,
-              timeout_s: float = 3600.0, record: bool = False,
-              progress: Callable[[str], None] = lambda _m: None) -> Reproduction:
+              timeout_s: float = 3600.0, record: bool = False, head_sha: str | None = None, pr: int | None = None,
+              workflow_run: str | None = None, progress: Callable[[str], None] = lambda _m: None) -> Reproduction:
     claimed, track = load_claim(run_dir, checker)
     wanted = seeds or sorted(set(claimed.seeds))
     missing = [s for s in wanted if s not in claimed.seeds]
@@ -127,19 +141,21 @@ def reproduce(run_dir: Path, checker: Checker, *, device: str = "cpu", nproc: in
         raise InvalidInput(f"seed(s) {missing} are not among the run's claimed seeds {sorted(set(claimed.seeds))}")
     if nproc < 1:
         raise InvalidInput("--nproc must be at least 1")
-    # CUDA maps a huge virtual address space: an address-space limit would break it, so only CPU runs get one.
+    # CUDA maps a huge virtual address space: GPU runs get a resident-memory cap watched from outside instead of
+    # an address-space limit. torchrun's rendezvous uses the sandbox's own loopback; nothing else is reachable.
     gpu = device.startswith("cuda")
-    limits = Limits(timeout_s=timeout_s, memory_bytes=None if gpu else 8 * 1024**3,
-                    cpu_seconds=int(timeout_s * max(1, nproc) * 4), network=nproc > 1, pid_namespace=not gpu)
+    limits = Limits(timeout_s=timeout_s, memory_bytes=(64 if gpu else 8) * 1024**3, gpu=gpu,
+                    cpu_seconds=int(timeout_s * max(1, nproc) * 4), processes=256 * max(1, nproc))
     result = Reproduction(run_dir.name, track.id, device, nproc, [], track.tolerance.model_dump(), _versions())
+    result.content_sha256 = content_sha256(run_dir)  # the content that is rerun: a record is bound to it
+    result.head_sha, result.pr, result.workflow_run = head_sha, pr, workflow_run
     script = claimed.files.script
     for seed in wanted:
         progress(f"seed {seed}: training ({device}{f', {nproc} processes' if nproc > 1 else ''}) ...")
         t0 = time.perf_counter()
         with Workspace(run_dir, skip=("logs", "reproductions") + ANALYSIS_NAMES) as ws:
-            out = ws / ".reproduction"
             launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
-            outcome = run_python([*launcher, script, "--seeds", str(seed), "--device", device, "--out", str(out)],
+            outcome = run_python([*launcher, script, "--seeds", str(seed), "--device", device, "--out", OUT_NAME],
                                  workdir=ws, limits=limits, threads=max(1, 2 // nproc),
                                  pass_env=("CUDA_VISIBLE_DEVICES", "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST",
                                            "NVSHMEM_DISABLE_NVLS", "LD_LIBRARY_PATH"), script_path=True)
@@ -152,11 +168,15 @@ def reproduce(run_dir: Path, checker: Checker, *, device: str = "cpu", nproc: in
                 tail = [ln for ln in outcome.stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
                 problems.append(f"the script failed (exit {outcome.returncode}): {tail[0][:300]}")
             else:
-                file = next((out / n for n in ANALYSIS_NAMES if (out / n).is_file()), None)
-                if file is None:
+                # Only a regular file reached without links: the sandbox may have left a link to a secret there.
+                name, data = next(((n, d) for n in ANALYSIS_NAMES
+                                   if (d := read_result(ws, f"{OUT_NAME}/{n}")) is not None), (None, None))
+                if data is None:
                     problems.append("the script wrote no speedrun_analysis.json into --out")
                 else:
-                    p = Problems(str(file))
+                    file = ws.parent / name
+                    file.write_bytes(data)
+                    p = Problems(f"{OUT_NAME}/{name}")
                     fresh = load_validated(file, "run", p)
                     if fresh is None:
                         problems.append(f"the rerun's analysis is invalid: {p.items[0].line() if p.items else '?'}")
@@ -165,6 +185,7 @@ def reproduce(run_dir: Path, checker: Checker, *, device: str = "cpu", nproc: in
                 deltas, more = _compare(claimed, fresh, seed, track)
                 problems += more
             hardware = fresh.compute.hardware.accelerator if fresh is not None else None
+            problems += [f"sandbox: {n}" for n in outcome.notes if n.startswith("reached")]
         outcome_seed = SeedOutcome(seed, not problems, seconds, deltas, problems, hardware)
         result.seeds.append(outcome_seed)
         worst = max((abs(d["delta"]) for d in deltas), default=math.nan)
@@ -175,11 +196,29 @@ def reproduce(run_dir: Path, checker: Checker, *, device: str = "cpu", nproc: in
     if failed:
         result.verdict = "failed" if any(not s.deltas for s in failed) else "disagrees"
         result.reasons = [p for s in failed for p in s.problems]
-    if record and result.verdict == "reproduced":
+    if record and result.verdict == "reproduced" and content_sha256(run_dir) != result.content_sha256:
+        result.reasons.append("the run folder changed while it was reproduced; nothing recorded")
+    elif record and result.verdict == "reproduced":
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
         hardware = _slug(next((s.hardware for s in result.seeds if s.hardware), device))
         target = run_dir / "reproductions" / f"{stamp}-{hardware}{f'-x{nproc}' if nproc > 1 else ''}.json"
-        target.parent.mkdir(exist_ok=True)
-        result.recorded = str(target)
-        target.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        if not _write_record(target, result):
+            result.reasons.append(f"{target.parent} or {target.name} is not a plain folder or file; nothing recorded")
     return result
+
+
+def _write_record(target: Path, result: Reproduction) -> bool:
+    """Write the record as a new plain file, never through a link the run folder (PR content) may have put there."""
+    folder = target.parent
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        return False
+    folder.mkdir(exist_ok=True)
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.exists():
+        return False
+    result.recorded = str(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(target, flags, 0o644), "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    return True

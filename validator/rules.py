@@ -106,6 +106,10 @@ CATALOG: dict[str, str] = {
     "pr-file-too-large": "a changed file is larger than the limit",
     "pr-symlink": "a changed file is a symbolic link",
     "pr-binary-file": "a binary file outside logs/ and the declared artifacts",
+    "pr-changes-merged-run": "the pull request changes a merged run it does not own (its authors' GitHub logins, "
+                             "as the base revision names them, or a maintainer)",
+    "pr-reproduction-record": "the pull request adds or changes a reproduction record (only the maintainers' "
+                              "workflow writes them)",
     "rate-limit": "the team already used its submissions for the track's window",
     # ZIP submissions (speedrun import-zip)
     "zip-unsafe-entry": "a ZIP entry is a link, absolute, encrypted or uses '..'",

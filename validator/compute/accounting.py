@@ -16,15 +16,15 @@ from pathlib import Path
 
 from ..models import RunAnalysis, Track
 from ..problems import Problems
+from .bwrap import TOOL_DIR, SandboxUnavailable
 from .sandbox import Limits, Workspace, run_python
+from .tracer import FRAME
 
 PASS_BAND = 0.05
 REVIEW_BAND = 0.25
 COUNTERS_AGREE = 0.01
 PARAMS_AGREE = 0.01
 
-CHILD_MODULE = "validator.compute.child"
-RESULT_PREFIX = "SPEEDRUN_RESULT "
 
 
 class FlopsFailure(Exception):
@@ -36,8 +36,9 @@ class FlopsFailure(Exception):
 def cache_key(run_dir: Path, entrypoint: str, fvcore: bool) -> str:
     """Everything the count depends on: the files the sandbox would see, the entrypoint, and the counting code."""
     h = hashlib.sha256()
-    for part in (entrypoint, str(fvcore), _version("torch"), _version("fvcore"),
-                 (Path(__file__).parent / "counting.py").read_text(encoding="utf-8")):
+    code = [(Path(__file__).parent / f).read_text(encoding="utf-8")
+            for f in ("counting.py", "tracer.py", "speedups.py", "fvcore_check.py")]
+    for part in (entrypoint, str(fvcore), _version("torch"), _version("fvcore"), *code):
         h.update(part.encode() + b"\0")
     for path in sorted(run_dir.rglob("*")):
         rel = path.relative_to(run_dir)
@@ -76,27 +77,93 @@ def count_in_sandbox(run_dir: Path, entrypoint: str, limits: Limits = Limits(), 
 
 
 def _count_in_sandbox(run_dir: Path, entrypoint: str, limits: Limits, fvcore: bool) -> dict:
-    args = ["-m", CHILD_MODULE, entrypoint] + ([] if fvcore else ["--no-fvcore"])
+    """Trace the entrypoint in the sandbox, then count the trace here. The trace comes back on a pipe of its own;
+    whatever the submission prints, or writes where a result might be expected, is never read as one."""
+    from .counting import CountingError, flops_from_trace  # torch: only when a count is asked for
+
+    read, write = os.pipe()
     try:
         with Workspace(run_dir) as ws:
-            outcome = run_python(args, workdir=ws, limits=limits)
+            tools = {name: Path(__file__).parent / name for name in ("tracer.py", "speedups.py")}
+            args = [f"{TOOL_DIR}/tracer.py", entrypoint, "--result-fd", str(write)] + ([] if fvcore else ["--no-fvcore"])
+            reader = _PipeReader(read)
+            outcome = run_python(args, workdir=ws, limits=limits, tool_files=tools, pass_fds=(write,),
+                                 readonly=[Path(__file__).resolve().parents[1]])
+            os.close(write)
+            write = -1
+            data = reader.result()
+    except SandboxUnavailable as exc:
+        raise FlopsFailure("sandbox-unavailable", str(exc)) from exc
     except OSError as exc:
         raise FlopsFailure("sandbox-crashed", f"could not prepare the sandbox: {exc}") from exc
+    finally:
+        if write >= 0:
+            os.close(write)
     if outcome.timed_out:
         raise FlopsFailure("sandbox-timeout", f"FLOP counting did not finish within {limits.timeout_s:.0f} s; "
                            "the entrypoint must build the model quickly (on the meta device, no data loading)")
-    lines = [ln for ln in outcome.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
-    if not lines:
+    payload = _unframe(data)
+    if payload is None:
         if outcome.memory_exhausted or outcome.returncode in (-9, 137):
             raise FlopsFailure("sandbox-memory", f"the model exceeded the sandbox's {limits.memory_bytes / 2**30:.0f} GiB "
                                "memory limit; build it on the device the entrypoint is given (meta)")
+        if data:
+            raise FlopsFailure("flops-bad-trace", "the counting process's result channel held something other than "
+                               "one trace (submitted code wrote to it)")
         tail = [ln for ln in outcome.stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
         raise FlopsFailure("sandbox-crashed", f"the counting process died (exit {outcome.returncode}): {tail[0][:300]}")
-    result = json.loads(lines[-1][len(RESULT_PREFIX):])
-    if not result.pop("ok"):
-        raise FlopsFailure(result["rule"], result["message"])
-    result["network_isolated"] = outcome.isolated_network
+    if not payload.get("ok"):
+        rule = payload.get("rule") if payload.get("rule") in _FAILURE_HINTS else "flops-model-failed"
+        raise FlopsFailure(rule, str(payload.get("message", "no message"))[:1000])
+    try:
+        result = flops_from_trace(payload)
+    except CountingError as exc:
+        raise FlopsFailure(exc.rule, str(exc)) from exc
+    result["source"] = "entrypoint"
+    result["sandbox"] = {"isolated": outcome.sandboxed, "notes": outcome.notes,
+                         "peak_processes": outcome.peak_processes}
     return result
+
+
+MAX_TRACE_BYTES = 64 * 1024**2
+
+
+class _PipeReader:
+    """Drain the result pipe while the sandbox runs (a full pipe would block the tracer), up to a cap."""
+
+    def __init__(self, fd: int) -> None:
+        import threading
+
+        self.fd, self.chunks, self.size = fd, [], 0
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        try:
+            while chunk := os.read(self.fd, 1 << 16):
+                if self.size <= MAX_TRACE_BYTES:
+                    self.chunks.append(chunk)
+                self.size += len(chunk)
+        finally:
+            os.close(self.fd)
+
+    def result(self) -> bytes:
+        self.thread.join(10)
+        return b"".join(self.chunks) if self.size <= MAX_TRACE_BYTES else b""
+
+
+def _unframe(data: bytes) -> dict | None:
+    """The one framed document on the channel, or None if there is not exactly one."""
+    if not data.startswith(FRAME):
+        return None
+    header, _, body = data[len(FRAME):].partition(b"\n")
+    if not header.isdigit() or int(header) != len(body):
+        return None
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
 
 
 def _per_seed_max(run: RunAnalysis, attr: str) -> int:
@@ -241,7 +308,8 @@ def account(run_dir: Path, run: RunAnalysis, track: Track, problems: Problems, l
         "verdict": verdict,
         "notes": notes,
         "seconds": counted.get("seconds"),
-        "network_isolated": counted.get("network_isolated"),
+        "source": counted.get("source", "entrypoint"),
+        "sandbox": counted.get("sandbox"),
     }
 
 
@@ -264,4 +332,6 @@ _FAILURE_HINTS = {
     "sandbox-timeout": "build on the meta device and avoid loading data in the entrypoint",
     "sandbox-memory": "build on the device passed in (meta) instead of allocating real tensors",
     "sandbox-crashed": "run `speedrun flops RUN_DIR` locally to see the full error",
+    "sandbox-unavailable": "install bubblewrap (`apt-get install bubblewrap`) where submitted code is run",
+    "flops-bad-trace": "let the entrypoint build the model and return it; do not write to the counter's channel",
 }

@@ -1,21 +1,26 @@
-"""Run untrusted code in a child process: a throwaway copy of the run folder, isolated interpreter (`-I`), scrubbed
-environment, address-space/CPU/file-size limits, a timeout that kills the whole process group, and no network where
-`unshare -rn` works. The real protection is the CI job boundary (a throwaway VM with a read-only token); this keeps
-one bad submission from taking the job, or the other runs, down with it.
+"""Run submitted code: a throwaway copy of the run folder, inside bubblewrap (see bwrap.py), under limits.
+
+Limits: wall time (the whole sandbox is killed), CPU seconds, address space (CPU runs) or resident memory watched
+from outside (GPU runs), file size, number of processes, captured output (head and tail kept). Nothing the sandbox
+prints is trusted: callers read results from a pipe or from files of the copy, through `read_result`.
+
+Without bubblewrap the code does not run, unless the caller explicitly allowed unsafe runs (`--unsafe-no-sandbox`,
+which sets SPEEDRUN_UNSAFE_NO_SANDBOX=1): then it runs with the limits alone, and every outcome says so.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import bwrap
+from .capture import BoundedStream, Watcher, kill_group, tree, wait_gone
 
 MAX_COPY_BYTES = 64 * 1024 * 1024
 
@@ -23,13 +28,13 @@ MAX_COPY_BYTES = 64 * 1024 * 1024
 @dataclass(frozen=True)
 class Limits:
     timeout_s: float = 180.0
-    memory_bytes: int | None = 6 * 1024**3  # None: no address-space limit (CUDA reserves terabytes of it)
+    memory_bytes: int | None = 6 * 1024**3  # address space on CPU; resident memory, watched, on GPU
     cpu_seconds: int = 600
     file_bytes: int = 256 * 1024**2
-    network: bool = False
-    # A PID namespace kills whatever the child leaves behind, but CUDA cannot initialise inside one (error 304 on
-    # the NVIDIA driver), so GPU runs go without it.
-    pid_namespace: bool = True
+    processes: int = 256
+    output_bytes: int = 1024**2  # per stream: the first and last half are kept
+    tmp_bytes: int = 1024**3
+    gpu: bool = False  # NVIDIA device nodes in the sandbox, and no address-space limit
 
 
 @dataclass
@@ -38,33 +43,20 @@ class Outcome:
     stdout: str
     stderr: str
     timed_out: bool = False
-    isolated_network: bool = False
+    sandboxed: bool = True
+    cut_bytes: dict = field(default_factory=dict)
+    peak_processes: int = 0
+    processes_started: int = 0
+    peak_rss_bytes: int = 0
+    killed_for_memory: bool = False
+    leftover: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
     def memory_exhausted(self) -> bool:
         tail = self.stderr[-4000:]
-        return any(s in tail for s in ("MemoryError", "can't allocate memory", "Cannot allocate memory",
-                                       "std::bad_alloc", "out of memory"))
-
-
-@functools.lru_cache(maxsize=1)
-def network_isolation_available() -> bool:
-    if not shutil.which("unshare"):
-        return False
-    try:
-        return subprocess.run(["unshare", "-rn", "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
-@functools.lru_cache(maxsize=1)
-def pid_namespace_available() -> bool:
-    try:
-        return subprocess.run(["unshare", "-rn", "--pid", "--fork", "--kill-child", "true"],
-                              capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+        return self.killed_for_memory or any(s in tail for s in (
+            "MemoryError", "can't allocate memory", "Cannot allocate memory", "std::bad_alloc", "out of memory"))
 
 
 def copy_run_folder(run_dir: Path, dest: Path, skip: tuple[str, ...] = ("logs", "reproductions")) -> None:
@@ -82,11 +74,11 @@ def copy_run_folder(run_dir: Path, dest: Path, skip: tuple[str, ...] = ("logs", 
         shutil.copyfile(src, target)
 
 
-def _scrubbed_env(home: Path, threads: int) -> dict[str, str]:
-    env = {
-        "PATH": os.pathsep.join(p for p in ("/usr/local/bin", "/usr/bin", "/bin") if os.path.isdir(p)),
-        "HOME": str(home),
-        "TMPDIR": str(home / ".tmp"),
+def _env(threads: int) -> dict[str, str]:
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -96,64 +88,119 @@ def _scrubbed_env(home: Path, threads: int) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "NO_PROXY": "*",
     }
-    (home / ".tmp").mkdir(exist_ok=True)
-    return env
 
 
-def _limit(limits: Limits):
+def _own_processes() -> int:
+    uid, n = os.getuid(), 0
+    for entry in os.listdir("/proc"):
+        try:
+            n += entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == uid
+        except OSError:
+            pass
+    return n
+
+
+def _rlimits(limits: Limits):
+    # RLIMIT_NPROC counts every process of the user. Root's own count is exempt, so the cap applies to the sandbox's
+    # uid alone; an ordinary user's cap must leave room for the processes they already run.
+    processes = limits.processes + (0 if os.geteuid() == 0 else _own_processes())
+
     def apply() -> None:
-        os.setsid()  # own process group, so a timeout kills every descendant
-        for res, value in (
-            (resource.RLIMIT_AS, limits.memory_bytes),
-            (resource.RLIMIT_CPU, limits.cpu_seconds),
-            (resource.RLIMIT_FSIZE, limits.file_bytes),
-            (resource.RLIMIT_CORE, 0),
-        ):
-            if value is None:
-                continue
-            try:
-                resource.setrlimit(res, (value, value))
-            except (ValueError, OSError):
-                pass
+        # The group lets a timeout kill bwrap and, with it, the PID namespace holding every descendant.
+        os.setsid()
+        for res, value in ((resource.RLIMIT_AS, None if limits.gpu else limits.memory_bytes),
+                           (resource.RLIMIT_CPU, limits.cpu_seconds), (resource.RLIMIT_FSIZE, limits.file_bytes),
+                           (resource.RLIMIT_NPROC, processes), (resource.RLIMIT_CORE, 0)):
+            if value is not None:
+                try:
+                    resource.setrlimit(res, (value, value))
+                except (ValueError, OSError):
+                    pass
     return apply
 
 
 def run_python(args: list[str], *, workdir: Path, limits: Limits = Limits(), threads: int = 2,
-               extra_env: dict[str, str] | None = None, pass_env: tuple[str, ...] = (),
-               script_path: bool = False) -> Outcome:
-    """Run `python -I <args>` in `workdir` under the limits. `pass_env` names variables of this process to keep
-    (device selection, never secrets). `script_path` runs `python -E -s` instead, which like `python run.py` puts
-    the script's folder on sys.path (-I leaves it off since Python 3.11), so a run may import its own modules."""
-    argv = [sys.executable, *(["-E", "-s"] if script_path else ["-I"]), *args]
-    isolated = False
-    if not limits.network and network_isolation_available():
-        # A new network namespace (no network) and PID namespace: when the child exits or is killed, the kernel
-        # kills every process it left behind, even ones that escaped the process group with setsid().
-        pid = limits.pid_namespace and pid_namespace_available()
-        argv = ["unshare", "-rn", *(["--pid", "--fork", "--kill-child"] if pid else []), *argv]
-        isolated = True
-    env = _scrubbed_env(workdir, threads)
+               extra_env: dict[str, str] | None = None, pass_env: tuple[str, ...] = (), script_path: bool = False,
+               tool_files: dict[str, Path] | None = None, readonly: list[Path] = (),
+               pass_fds: tuple[int, ...] = ()) -> Outcome:
+    """Run `python -I <args>` in the sandbox with `workdir` as its writable working folder (at bwrap.RUN_DIR inside).
+    `pass_env` names variables of this process to keep (device selection, never secrets). `script_path` runs
+    `python -E -s` instead, which like `python run.py` puts the script's folder on sys.path. `tool_files` are
+    mounted read-only at bwrap.TOOL_DIR/<name>; `pass_fds` stay open in the sandbox (a result pipe)."""
+    python = [sys.executable, *(["-E", "-s"] if script_path else ["-I"]), *args]
+    env = _env(threads)
     env.update({k: os.environ[k] for k in pass_env if k in os.environ})
     env.update(extra_env or {})
-    proc = subprocess.Popen(argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, errors="replace", preexec_fn=_limit(limits))
+    sandboxed = bwrap.unavailable_reason() is None
+    if sandboxed:
+        if os.geteuid() == 0:
+            _hand_over(workdir)
+        argv = bwrap.argv(python, workdir, gpu=limits.gpu, tool_files=tool_files or {}, tmp_bytes=limits.tmp_bytes,
+                          readonly=list(readonly))
+        cwd = "/"
+    elif bwrap.unsafe_allowed():
+        argv, cwd = python, str(workdir)
+        env["TMPDIR"] = env["HOME"] = str(workdir)
+    else:
+        bwrap.require()  # raises, saying why and what to do
+        raise AssertionError("unreachable")
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, preexec_fn=_rlimits(limits), pass_fds=pass_fds)
+    out, err = BoundedStream(proc.stdout, limits.output_bytes), BoundedStream(proc.stderr, limits.output_bytes)
+    watcher = Watcher(proc.pid, memory_bytes=limits.memory_bytes if limits.gpu else None)
+    timed_out = False
     try:
-        out, err = proc.communicate(timeout=limits.timeout_s)
-        return Outcome(proc.returncode, out, err, isolated_network=isolated)
+        proc.wait(timeout=limits.timeout_s)
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            out, err = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            # A descendant outside the group still holds the pipes open: stop reading rather than wait for it.
-            for stream in (proc.stdout, proc.stderr):
-                stream.close()
-            proc.wait(timeout=5)
-            out, err = "", ""
-        return Outcome(None, out, err, timed_out=True, isolated_network=isolated)
+        timed_out = True
+    finally:
+        # Every path out, an interrupt included, takes the whole sandbox down with it.
+        watcher.stop()
+        left = tree(proc.pid)
+        kill_group(proc.pid)
+        proc.wait()
+        out.join(5)
+        err.join(5)
+    outcome = Outcome(None if timed_out else proc.returncode, out.text(), err.text(), timed_out=timed_out,
+                      sandboxed=sandboxed, cut_bytes={k: s.cut for k, s in (("stdout", out), ("stderr", err)) if s.cut},
+                      peak_processes=watcher.peak_processes, processes_started=watcher.highest_pid,
+                      peak_rss_bytes=watcher.peak_rss, killed_for_memory=watcher.killed_for_memory,
+                      leftover=len(wait_gone(left[1:], 2.0)))
+    if not sandboxed:
+        outcome.notes.append("UNSAFE: ran without a sandbox (--unsafe-no-sandbox)")
+    if watcher.peak_processes >= limits.processes - 1:
+        outcome.notes.append(f"reached the sandbox's cap of {limits.processes} processes")
+    if outcome.cut_bytes:
+        outcome.notes.append("output cut: " + ", ".join(f"{k} {v:,} bytes" for k, v in outcome.cut_bytes.items()))
+    return outcome
+
+
+def _hand_over(workdir: Path) -> None:
+    """The sandbox runs as nobody: give it its copy (and only its copy)."""
+    for path in [workdir, *workdir.rglob("*")]:
+        if not path.is_symlink():
+            os.chown(path, bwrap.SANDBOX_UID, bwrap.SANDBOX_UID)
+
+
+def read_result(workdir: Path, rel: str, limit: int = 16 * 1024**2) -> bytes | None:
+    """A file the sandbox wrote, read only if it is a regular file reached without any symbolic link and is no
+    larger than `limit`: a submission could leave a link to /etc/shadow where its result should be."""
+    path = workdir
+    for part in Path(rel).parts:
+        path = path / part
+        if path.is_symlink():
+            return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        import stat
+
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        return fh.read(limit + 1)[:limit]
 
 
 class Workspace:

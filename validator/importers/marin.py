@@ -181,6 +181,26 @@ def analysis_of(info: dict, name: str, track_id: str, config: LlamaConfig | None
     }
 
 
+IMPORTED_FILES = frozenset({"speedrun_analysis.json", "README.md", "model.py"})
+
+
+def counted_from_config(run_dir: Path, extra: dict, entrypoint: str | None) -> bool:
+    """Whether a count of this run's entrypoint is trusted code's, made from the run's model config: the folder holds
+    only what this importer writes (so nothing in it can shadow `validator`), and its model.py is byte for byte the one
+    `_model_py` generates from `extra.marin.model_config`, which only calls validator/compute/llama.py."""
+    config_data = (extra.get("marin") or {}).get("model_config") if isinstance(extra, dict) else None
+    if entrypoint != "model.py:build_for_flops" or not isinstance(config_data, dict):
+        return False
+    try:
+        entries = list(run_dir.iterdir())
+        if {p.name for p in entries} - IMPORTED_FILES or any(p.is_symlink() or not p.is_file() for p in entries):
+            return False
+        config, _note = llama_config(config_data)
+        return config is not None and (run_dir / "model.py").read_text(encoding="utf-8") == _model_py(config)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def recount(config: LlamaConfig, total_tokens: int) -> float:
     """Training FLOPs of the rebuilt model over the run's tokens (in-process: this is our own code, not a PR's)."""
     from ..compute.counting import count

@@ -13,12 +13,19 @@ from pydantic import ConfigDict, Field
 from .common import SCHEMA_VERSION, Citation, Slug, StrictModel
 
 Scalar = str | int | float | bool | None
+# A GitHub login: letters, digits and single hyphens, not at either end (at most 39 characters).
+GITHUB_LOGIN = r"^[A-Za-z0-9](?:-?[A-Za-z0-9])*$"
 
 
 class Author(StrictModel):
     name: str = Field(min_length=1, description="Full name.")
     affiliation: str | None = Field(default=None, description="University, company or 'independent'.")
     url: str | None = Field(default=None, pattern=r"^https?://", description="Personal page or profile.")
+    github: str | None = Field(
+        default=None, max_length=39, pattern=GITHUB_LOGIN,
+        description="GitHub login (without '@'). The run's authors with a login may change the run after it is "
+                    "merged; anyone else needs a maintainer.",
+    )
 
 
 class RunTask(StrictModel):
