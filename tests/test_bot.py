@@ -29,6 +29,7 @@ class FakeGitHub:
     def __init__(self):
         self.pulls: dict[int, dict] = {}
         self.comments: dict[int, list[dict]] = {}
+        self.files: dict[int, list[dict]] = {}  # the files each PR changes, as /pulls/N/files lists them
         self.next_id = 1000
         self.requests: list[tuple[str, str]] = []
         self.writes = 0
@@ -47,6 +48,7 @@ class FakeGitHub:
     def add_pr(self, number: int, sha: str = SHA, state: str = "open") -> None:
         self.pulls[number] = {"number": number, "state": state, "head": {"sha": sha, "ref": "feature"}}
         self.comments.setdefault(number, [])
+        self.files.setdefault(number, [{"filename": "runs/digits-classification/mine/run.py", "status": "added"}])
 
     def add_comment(self, pr: int, body: str, user: dict) -> int:
         self.next_id += 1
@@ -98,6 +100,14 @@ class FakeGitHub:
                     if method == "GET" and (m := re.fullmatch(r"/pulls/(\d+)", rest)):
                         pull = fake.pulls.get(int(m[1]))
                         return self._send(200, pull) if pull else self._send(404, {"message": "Not Found"})
+                    if method == "GET" and (m := re.fullmatch(r"/pulls/(\d+)/files", rest)):
+                        q = parse_qs(parts.query)
+                        per_page, page = min(int(q.get("per_page", ["30"])[0]), 100), int(q.get("page", ["1"])[0])
+                        items = fake.files.get(int(m[1]), [])
+                        headers = {}
+                        if page * per_page < len(items):
+                            headers["Link"] = f'<{fake.url}{path}?per_page={per_page}&page={page + 1}>; rel="next"'
+                        return self._send(200, items[(page - 1) * per_page: page * per_page], headers)
                     if (m := re.fullmatch(r"/issues/(\d+)/comments", rest)):
                         pr = int(m[1])
                         if pr not in fake.comments:
@@ -404,3 +414,29 @@ def test_the_token_does_not_follow_a_redirect(gh):
         client.request("GET", "/repos/elsewhere/moved/pulls/7")
     assert info.value.status == 401 and TOKEN not in str(info.value)
     assert gh.auth_seen == [f"Bearer {TOKEN}", None]
+
+
+@pytest.mark.parametrize("changed", [
+    {"filename": ".github/workflows/validate.yml", "status": "modified"},
+    {"filename": ".github/scripts/x.sh", "status": "added"},
+    {"filename": "runs/t/r/moved.yml", "previous_filename": ".github/workflows/tests.yml", "status": "renamed"},
+])
+def test_a_pr_that_changes_the_workflows_gets_a_fixed_comment_not_its_report(gh, tmp_path, changed):
+    """On pull_request GitHub runs the PR's own validate.yml, so that PR chose its report: none of it is posted."""
+    gh.add_pr(7)
+    gh.files[7] = [{"filename": f"runs/t/r/f{i}.txt", "status": "added"} for i in range(150)] + [changed]
+    body = tmp_path / "forged.md"
+    body.write_text(f"{COMMENT_MARKER}\n**✅ All submissions are valid.** @octocat ![x](https://evil.example/x.png)\n")
+    result = invoke(gh, body_file=body)
+    assert result.exit_code == 0, result.output
+    posted = gh.comments[7][0]["body"]
+    assert posted == bot.WORKFLOWS_CHANGED_BODY
+    assert "valid." not in posted and "@octocat" not in posted and "evil" not in posted
+    assert any("/files" in p and "page=2" in p for _, p in gh.requests), "the file on page 2 was looked at"
+
+
+def test_a_pr_with_no_workflow_change_gets_its_report(gh, report):
+    gh.add_pr(7)
+    gh.files[7] = [{"filename": "runs/t/r/.github/not-the-root.yml", "status": "added"}]
+    assert invoke(gh, body_file=report).exit_code == 0
+    assert gh.comments[7][0]["body"] == report.read_text()

@@ -106,11 +106,6 @@ def trusted_env(checkouts):
     return env
 
 
-def supports_pr_author(env: dict) -> bool:
-    out = subprocess.run(["speedrun", "validate", "--help"], capture_output=True, text=True, env=env).stdout
-    return "--pr-author" in out
-
-
 def run_script(root: Path, base: str, env: dict, out: Path, **extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(root / "trusted" / SCRIPT), "trusted", "pr", base, str(out)], cwd=root,
                           capture_output=True, text=True, env={**env, **extra}, timeout=300)
@@ -121,9 +116,8 @@ def judged(checkouts, trusted_env):
     """The script run on the PR by a contributor and by an organisation member (each recounts FLOPs in the sandbox,
     as the workflow does), and the control: the PR's own code on the same checkout."""
     root, base = checkouts
-    author = {"PR_AUTHOR": "mallory"} if supports_pr_author(trusted_env) else {}
-    done = {who: run_script(root, base, trusted_env, root / f"report-{who}", AUTHOR_ASSOCIATION=who, **author)
-            for who in ("CONTRIBUTOR", "MEMBER")}
+    done = {who: run_script(root, base, trusted_env, root / f"report-{who}", AUTHOR_ASSOCIATION=who,
+                            PR_AUTHOR="mallory") for who in ("CONTRIBUTOR", "MEMBER")}
     # What the old workflow did: the PR's code on the import path (an editable install of the checkout). Its FLOP
     # count would change nothing, so it is skipped to keep the test short.
     done["control"] = subprocess.run(
@@ -170,6 +164,8 @@ def test_only_owners_and_members_get_the_maintainers_policy(judged, who, maintai
     code, report = verdict(root, who)
     assert done[who].returncode == 0 and code == "1", done[who].stderr
     assert ("pr-outside-run" in report) is not maintainer, report
+    ran = next(line for line in done[who].stdout.splitlines() if line.startswith("running: speedrun validate"))
+    assert "--pr-author mallory" in ran and ("--maintainer" in ran) is maintainer, ran
     assert "samples-inconsistent" in report
 
 

@@ -24,6 +24,15 @@ MAX_PAGES = 100  # 10,000 comments; a PR with more is not one this bot should be
 USER_AGENT = f"speedrun-comment-bot/{__version__}"
 API_VERSION = "2022-11-28"
 
+MAX_FILE_PAGES = 30  # the API lists at most 3,000 files of a pull request
+# On `pull_request`, GitHub runs the workflow files of the PR's merge commit: a PR that changes .github/ wrote its own
+# validate job, and so the report in its artifact. The comment then says so, in trusted words, instead.
+WORKFLOWS_PREFIX = ".github/"
+WORKFLOWS_CHANGED_BODY = (
+    f"{COMMENT_MARKER}\n## Speedrun validation\n\n**⚠️ Not validated by this bot.** This pull request changes files "
+    "under `.github/`, so the workflow that checked it was its own copy, and its report is not shown. A submission "
+    "changes only its run folder; a maintainer reviews changes to the workflows.\n")
+
 PR_NUMBER_RE = re.compile(r"^[1-9][0-9]{0,6}$")
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
@@ -170,12 +179,29 @@ def find_sticky_comment(client: GitHubClient, repo: str, pr: int) -> int | None:
     raise ApiError(f"#{pr} has more than {MAX_PAGES * PER_PAGE} comments; not paging further")
 
 
+def changes_workflows(client: GitHubClient, repo: str, pr: int) -> bool:
+    """Whether the pull request adds, changes, renames or deletes anything under .github/. A list longer than the API
+    returns counts as a yes: what cannot be seen cannot be cleared."""
+    for page in range(1, MAX_FILE_PAGES + 1):
+        files, headers = client.request("GET", f"/repos/{repo}/pulls/{pr}/files?per_page={PER_PAGE}&page={page}")
+        if not isinstance(files, list):
+            raise ApiError(f"GitHub API: listing the files of #{pr} did not return a list")
+        for f in files:
+            names = (f.get("filename"), f.get("previous_filename")) if isinstance(f, dict) else ()
+            if any(isinstance(n, str) and n.startswith(WORKFLOWS_PREFIX) for n in names):
+                return True
+        if not files or not _has_next(headers):
+            return False
+    return True
+
+
 def upsert_comment(api_url: str, repo: str, token: str, pr: int | str, head_sha: str,
                    body: str) -> tuple[str, int]:
     """Create or update the one sticky report comment on `pr`; returns ("created"|"updated", comment id).
 
     Refuses (`Refused`) unless the PR exists, is open and its head is exactly `head_sha`, so a report about an
     older push never lands on a PR that has moved on, and a forged PR number cannot aim at somebody else's PR.
+    A PR that changes .github/ gets `WORKFLOWS_CHANGED_BODY` instead of `body` (see there).
     """
     repo = valid_repo(repo)
     number = valid_pr_number(str(pr))
@@ -197,7 +223,7 @@ def upsert_comment(api_url: str, repo: str, token: str, pr: int | str, head_sha:
     if pull.get("state") != "open":
         raise Refused(f"refused: #{number} is {pull.get('state') or 'not open'}")
 
-    text = prepare_body(body)
+    text = prepare_body(WORKFLOWS_CHANGED_BODY if changes_workflows(client, repo, number) else body)
     existing = find_sticky_comment(client, repo, number)
     if existing is not None:
         result, _ = client.request("PATCH", f"/repos/{repo}/issues/comments/{existing}", {"body": text})

@@ -50,6 +50,7 @@ esac
 # Submitted strings end up in the log (run names, messages): stop the runner from reading workflow commands in it.
 stop="$(python -c 'import secrets; print(secrets.token_hex(16))')"
 echo "::stop-commands::$stop"
+echo "running: speedrun ${args[*]}"
 set +e
 # The job summary gets the report once, from the workflow, whatever the CLI does with this variable.
 (cd "$pr" && env -u GITHUB_STEP_SUMMARY speedrun "${args[@]}")

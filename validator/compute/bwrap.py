@@ -37,14 +37,16 @@ def bwrap_path() -> str | None:
 
 
 def _python_paths() -> list[str]:
-    """Folders the interpreter needs: its prefixes and import path, minus anything inside the project tree."""
-    skip = {os.path.realpath(p) for p in ("/", Path(__file__).resolve().parents[2], os.getcwd())}
+    """Folders the interpreter needs: its prefixes and the import path's library folders. Import-path entries inside
+    the project or the current folder (a source checkout, a test folder) stay out: the sandbox must not see them."""
+    private = [os.path.realpath(p) for p in (Path(__file__).resolve().parents[2], os.getcwd())]
     keep: list[str] = []
     for entry in [sys.prefix, sys.base_prefix, *sys.path]:
         if not entry or not os.path.isdir(entry):
             continue
         path = os.path.realpath(entry)
-        if path in skip:
+        inside = any(path == p or path.startswith(p + "/") for p in private)
+        if path == "/" or (inside and entry not in (sys.prefix, sys.base_prefix) and "site-packages" not in path):
             continue
         if not any(path == k or path.startswith(k + "/") for k in keep):
             keep = [k for k in keep if not k.startswith(path + "/")] + [path]
@@ -73,7 +75,7 @@ def argv(command: list[str], workdir: Path, *, gpu: bool, tool_files: dict[str, 
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
     args += ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc", "--ro-bind", "/sys", "/sys",
-             "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
+             "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     if gpu:
         for dev in sorted(Path("/dev").glob("nvidia*")):
             args += ["--dev-bind", str(dev), str(dev)]
