@@ -45,8 +45,26 @@ def _guard(fn):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="speedrun")
-def cli() -> None:
+@click.option("--unsafe-no-sandbox", is_flag=True,
+              help="Run submitted code even where bubblewrap is missing, with resource limits only. Never in CI: "
+                   "the code can then read and write whatever this user can.")
+def cli(unsafe_no_sandbox: bool) -> None:
     """Validate ML training speedrun submissions and build their leaderboards."""
+    if unsafe_no_sandbox:
+        from validator.compute.bwrap import UNSAFE_ENV
+
+        os.environ[UNSAFE_ENV] = "1"  # an environment variable, so build workers and fork servers see it too
+
+
+def _need_sandbox(runs_code: bool) -> None:
+    """Refuse up front, with the reason and the fix, rather than fail every run on the way."""
+    if runs_code:
+        from validator.compute import bwrap
+
+        try:
+            bwrap.require()
+        except bwrap.SandboxUnavailable as exc:
+            raise SpeedrunError(str(exc)) from exc
 
 
 FORMATS = ["text", "markdown", "json", "github"]
@@ -107,6 +125,7 @@ def validate(paths: tuple[Path, ...], fmt: str, tracks_root: Path | None, output
     from validator.compute.sandbox import Limits
     from validator.reporter import REPORTERS
 
+    _need_sandbox(flops)
     checker = Checker(tracks_root=tracks_root, flops=flops, limits=Limits(timeout_s=timeout),
                       progress=lambda msg: click.echo(msg, err=True))
     if changed:
@@ -196,6 +215,7 @@ def flops(run_dir: Path, as_json: bool, tracks_root: Path | None, timeout: float
     from validator.compute.sandbox import Limits
     from validator.problems import Problems
 
+    _need_sandbox(True)
     file, analysis, track = Checker(tracks_root=tracks_root).load_claim(run_dir)
     problems = Problems(str(file))
     if analysis.model.entrypoint is None:
@@ -257,6 +277,7 @@ def build(runs_dir: Path, out_dir: Path, flops: bool, cache_dir: Path, charts: b
     """Validate every run and render the leaderboard site."""
     from leaderboard.build import build_site
 
+    _need_sandbox(flops)
     summary = build_site(runs_dir, out_dir, progress=lambda msg: click.echo(msg, err=True), flops=flops,
                          flops_cache=cache_dir / "flops", charts=charts, jobs=jobs, source_url=source_url)
     click.echo(
@@ -276,6 +297,7 @@ def serve(storage_path: str, port: int, host: str, flops: bool) -> None:
     """Build the leaderboard from a runs tree and serve it locally (Ctrl-C to stop)."""
     from leaderboard.serve import Leaderboard
 
+    _need_sandbox(flops)
     board = Leaderboard(storage_path, host, port, progress=lambda msg: click.echo(msg, err=True), flops=flops)
     s = board.summary
     click.echo(f"{s.tracks} track(s), {s.valid_runs} run(s) ranked or listed, {s.invalid_runs} invalid")
@@ -310,6 +332,7 @@ def reproduce(run_dir: Path, device: str, nproc: int, seeds: tuple[int, ...], ti
     from validator.checker import Checker
     from validator.reproduce import reproduce as do_reproduce
 
+    _need_sandbox(True)
     report = do_reproduce(run_dir, Checker(), device=device, nproc=nproc, seeds=list(seeds) or None,
                           timeout_s=timeout, record=record, head_sha=head_sha, pr=pr, workflow_run=workflow_run,
                           progress=lambda msg: click.echo(msg, err=True))

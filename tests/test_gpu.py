@@ -23,3 +23,49 @@ def test_digits_baseline_reproduces_on_cuda(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["verdict"] == "reproduced" and "NVIDIA" in report["hardware"]
+
+
+def test_cuda_runs_inside_the_sandbox_and_nothing_outlives_it(tmp_path):
+    """Issue 10 on a GPU: CUDA works inside bubblewrap's PID namespace as an unprivileged user, the host stays
+    unwritable, and a double-forked setsid daemon dies with the sandbox (it survived `reproduce --device cuda`)."""
+    import os
+    import subprocess
+    import textwrap
+    import time
+    import uuid
+
+    from validator.compute import bwrap
+    from validator.compute.sandbox import Limits, Workspace, run_python
+
+    assert bwrap.unavailable_reason() is None, bwrap.unavailable_reason()
+    marker = f"{800 + os.getpid() % 100}.{uuid.uuid4().int % 1000:03d}"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "probe.py").write_text(textwrap.dedent(f"""
+        import json, os, torch
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execvp("sleep", ["sleep", "{marker}"])
+            os._exit(0)
+        x = torch.ones(1024, 1024, device="cuda")
+        try:
+            open({str(ROOT / "README.md")!r}, "a").write("x")
+            wrote = True
+        except OSError:
+            wrote = False
+        print(json.dumps({{"sum": (x @ x).sum().item(), "uid": os.getuid(), "pid": os.getpid(), "wrote": wrote,
+                           "gpu": torch.cuda.get_device_name()}}))
+    """))
+    with Workspace(run) as ws:
+        outcome = run_python(["probe.py"], workdir=ws, limits=Limits(timeout_s=120, gpu=True, memory_bytes=32 << 30),
+                             script_path=True, pass_env=("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"))
+    assert outcome.returncode == 0, outcome.stderr[-3000:]
+    report = json.loads(outcome.stdout.strip().splitlines()[-1])
+    assert report["sum"] == 1024.0**3 and "NVIDIA" in report["gpu"] and not report["wrote"]
+    assert report["pid"] < 10  # its own PID namespace
+    if os.geteuid() == 0:
+        assert report["uid"] == bwrap.SANDBOX_UID
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True).stdout.strip()
+    assert left == "", "a daemon outlived the CUDA sandbox"

@@ -139,7 +139,8 @@ def run_python(args: list[str], *, workdir: Path, limits: Limits = Limits(), thr
                           readonly=list(readonly))
         cwd = "/"
     elif bwrap.unsafe_allowed():
-        argv, cwd = python, str(workdir)
+        tools = {f"{bwrap.TOOL_DIR}/{name}": str(path) for name, path in (tool_files or {}).items()}
+        argv, cwd = [tools.get(a, a) for a in python], str(workdir)
         env["TMPDIR"] = env["HOME"] = str(workdir)
     else:
         bwrap.require()  # raises, saying why and what to do
