@@ -93,6 +93,10 @@ CATALOG: dict[str, str] = {
     "sandbox-timeout": "counting in the sandbox ran past its time limit",
     "sandbox-memory": "counting in the sandbox ran out of memory",
     "sandbox-crashed": "the sandboxed process died",
+    "sandbox-unavailable": "submitted code would have run without a sandbox (bubblewrap missing) and "
+                           "`--unsafe-no-sandbox` was not given",
+    "flops-bad-trace": "the sandbox's trace of the model is malformed, or something other than the tracer wrote to "
+                       "its result channel",
     # constrained tracks
     "frozen-manifest-missing": "a constrained track has no frozen manifest",
     "frozen-manifest-stale": "the track's reference no longer matches its frozen manifest",
