@@ -180,3 +180,17 @@ def test_truncation_never_leaves_a_code_span_open(shift):
     out = bot.prepare_body(body)
     assert len(out) <= bot.MAX_BODY_CHARS and "truncated" in out
     assert_inert(out, TEMPLATE_TAGS | {"em"})  # the truncation note is in italics
+
+
+def test_the_text_report_prints_no_terminal_escapes():
+    """A run name with an ANSI sequence (clear screen, fake green line) must not reach the terminal as one."""
+    from validator.problems import Problem
+    from validator.reporter import text
+    from validator.result import Report, RunResult
+
+    hostile = "run\x1b[2J\x1b[32mall valid\x1b[0m\rX"
+    report = Report(runs=[RunResult(path=Path(hostile), display=hostile, name=hostile, track_id="t",
+                                    problems=[Problem(hostile, "$.name", "bad-name", f"bad {hostile}", "fix")])])
+    out = text(report)
+    assert "\x1b" not in out and "\r" not in out
+    assert "all valid" in out  # the words stay, only the control characters go

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Callable
 
 from .mdsafe import code, image, prose
@@ -81,7 +82,11 @@ def text(report: Report) -> str:
     if n_policy:
         summary += f"; {n_policy} pull-request policy error(s)"
     lines.append(summary)
-    return "\n".join(lines) + "\n"
+    # Terminal escapes in a submission's strings must not repaint the reader's terminal or forge lines.
+    return _TERMINAL_CONTROL.sub("\N{REPLACEMENT CHARACTER}", "\n".join(lines)) + "\n"
+
+
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _problem_lines(problems: list[Problem]) -> list[str]:
