@@ -277,3 +277,45 @@ def test_an_interrupted_run_leaves_nothing_behind(tmp_path):
     time.sleep(0.5)
     left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.strip()
     assert left == "", "the sandboxed child outlived an interrupted parent"
+
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not SYSTEM_PYTHON.exists(),
+                    reason="needs root (to become an ordinary user) and the system's python3")
+def test_an_ordinary_user_gets_the_same_sandbox():
+    """GitHub's runners are not root: there bwrap builds the sandbox in a user namespace instead of dropping root.
+    Run the sandbox as `nobody` with the system's Python (the sandbox modules need only the standard library)."""
+    import shutil
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="speedrun-user-"))  # pytest's tmp_path is root's alone
+    os.chmod(home, 0o777)
+    script = home / "drive.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, os, sys
+        sys.path.insert(0, {str(REPO)!r})
+        from pathlib import Path
+        from validator.compute import bwrap
+        from validator.compute.sandbox import Limits, Workspace, run_python
+        run = Path({str(home)!r}) / "run"
+        run.mkdir()
+        (run / "p.py").write_text(
+            "import json, os, socket\\n"
+            "print(json.dumps({{'uid': os.getuid(), 'pid': os.getpid(), 'if': [n for _, n in socket.if_nameindex()],"
+            " 'repo': os.path.exists({str(REPO)!r}), 'tmp': open('/tmp/t', 'w').write('x')}}))\\n")
+        with Workspace(run) as ws:
+            o = run_python(["p.py"], workdir=ws, limits=Limits(timeout_s=60), script_path=True)
+        print(json.dumps({{"reason": bwrap.unavailable_reason(), "rc": o.returncode, "out": o.stdout,
+                           "err": o.stderr[-800:], "sandboxed": o.sandboxed}}))
+    """))
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "-i",
+                           "PATH=/usr/bin:/bin", f"HOME={home}", str(SYSTEM_PYTHON), str(script)],
+                          capture_output=True, text=True, timeout=120)
+    shutil.rmtree(home, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    outer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outer["reason"] is None and outer["sandboxed"] and outer["rc"] == 0, outer
+    inner = json.loads(outer["out"].strip().splitlines()[-1])
+    assert inner == {"uid": 65534, "pid": 2, "if": ["lo"], "repo": False, "tmp": 1}, inner

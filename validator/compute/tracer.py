@@ -141,9 +141,8 @@ def _failure(exc: BaseException, what: str) -> TraceError:
 def _build(factory: Factory, batch: int, device: str):
     import torch
 
-    from_speedups = _speedups()
     try:
-        with from_speedups.skip_init_on_meta() if device == "meta" else _nothing():
+        with _speedups().skip_init_on_meta() if device == "meta" else _nothing():
             built = factory(batch, device)
     except TraceError:
         raise
@@ -163,7 +162,11 @@ class _nothing:
 
 
 def _speedups():
-    from . import speedups  # type: ignore[no-redef]  # noqa: PLC0415 - package import when not a script
+    """Imported late: it imports torch. In the sandbox this file runs as a script beside speedups.py."""
+    if __package__:
+        from . import speedups
+    else:
+        import speedups  # type: ignore[no-redef]
     return speedups
 
 
@@ -321,9 +324,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    # Run as a script: make the sibling `speedups` module importable as the package-relative import expects.
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import speedups as _speedups_module  # noqa: E402
-
-    _speedups = lambda: _speedups_module  # noqa: E731
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the script's folder off the path
     sys.exit(main())
