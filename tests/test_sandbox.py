@@ -62,6 +62,7 @@ except OSError as exc:
     results["read /etc/shadow"] = type(exc).__name__
 open("own-file.txt", "w").write("mine")
 open("/tmp/private.txt", "w").write("tmp is private and writable")
+open("/dev/shm/segment", "w").write("so is shared memory (DataLoader workers, NCCL)")
 results["uid"] = os.getuid()
 print(json.dumps(results))
 """
