@@ -69,3 +69,45 @@ def test_cuda_runs_inside_the_sandbox_and_nothing_outlives_it(tmp_path):
     time.sleep(0.5)
     left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True).stdout.strip()
     assert left == "", "a daemon outlived the CUDA sandbox"
+
+
+def test_torchrun_with_cuda_in_the_sandbox(tmp_path):
+    """`reproduce --nproc 2 --device cuda` in miniature: two ranks under torchrun inside one sandbox, each using the
+    GPU, meeting on the sandbox's own loopback; a daemon started by a rank dies with the sandbox."""
+    import os
+    import subprocess
+    import textwrap
+    import time
+    import uuid
+
+    from validator.compute.sandbox import Limits, Workspace, run_python
+
+    marker = f"{900 + os.getpid() % 90}.{uuid.uuid4().int % 1000:03d}"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "probe.py").write_text(textwrap.dedent(f"""
+        import json, os, torch, torch.distributed as dist
+        dist.init_process_group("gloo")
+        rank = dist.get_rank()
+        if rank == 1 and os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execvp("sleep", ["sleep", "{marker}"])
+            os._exit(0)
+        x = torch.full((256, 256), float(rank + 1), device="cuda")
+        total = torch.tensor([(x @ x).sum().item()])
+        dist.all_reduce(total)
+        print(json.dumps({{"rank": rank, "total": total.item()}}))
+        dist.destroy_process_group()
+    """))
+    with Workspace(run) as ws:
+        outcome = run_python(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "probe.py"],
+                             workdir=ws, limits=Limits(timeout_s=180, gpu=True, memory_bytes=32 << 30),
+                             threads=1, script_path=True, pass_env=("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"))
+    assert outcome.returncode == 0, outcome.stderr[-3000:]
+    reports = sorted((json.loads(ln) for ln in outcome.stdout.splitlines() if ln.startswith("{")), key=lambda r: r["rank"])
+    expected = 256 * 256 * (256 * 1 + 256 * 4)  # rank 0: ones @ ones; rank 1: twos @ twos
+    assert [r["rank"] for r in reports] == [0, 1] and all(r["total"] == expected for r in reports), reports
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True).stdout.strip()
+    assert left == "", "a daemon outlived the torchrun sandbox"

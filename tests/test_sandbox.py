@@ -311,8 +311,9 @@ def test_an_ordinary_user_gets_the_same_sandbox():
         print(json.dumps({{"reason": bwrap.unavailable_reason(), "rc": o.returncode, "out": o.stdout,
                            "err": o.stderr[-800:], "sandboxed": o.sandboxed}}))
     """))
+    path = ":".join(dict.fromkeys([os.path.dirname(shutil.which("bwrap") or "/usr/bin"), "/usr/bin", "/bin"]))
     done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "-i",
-                           "PATH=/usr/bin:/bin", f"HOME={home}", str(SYSTEM_PYTHON), str(script)],
+                           f"PATH={path}", f"HOME={home}", str(SYSTEM_PYTHON), str(script)],
                           capture_output=True, text=True, timeout=120)
     shutil.rmtree(home, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-2000:]
