@@ -127,7 +127,7 @@ def sandboxed_end_to_end(name: str) -> float:
     """Our path as `speedrun validate` runs it: a sandboxed child, interpreter start and imports included."""
     import tempfile
 
-    from validator.compute.accounting import count_in_sandbox
+    from validator.compute.recount import count_in_sandbox
 
     here = Path(__file__).resolve()
     with tempfile.TemporaryDirectory() as tmp:

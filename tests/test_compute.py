@@ -573,7 +573,7 @@ def test_a_grandchild_that_escapes_the_process_group_cannot_hang_the_sandbox(tmp
     import subprocess
     import time
 
-    from validator.compute.accounting import count_in_sandbox
+    from validator.compute.recount import count_in_sandbox
     from validator.compute.sandbox import Limits
 
     seconds = f"{600 + abs(hash(tmp_path.name)) % 1000}.{os.getpid() % 1000:03d}"

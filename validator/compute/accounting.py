@@ -8,162 +8,18 @@ All figures are for one training run (one seed, one setting); with several seeds
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import json
-import os
 from pathlib import Path
 
 from ..models import RunAnalysis, Track
 from ..problems import Problems
-from .bwrap import TOOL_DIR, SandboxUnavailable
-from .sandbox import Limits, Workspace, run_python
-from .tracer import FRAME
+from .recount import FlopsFailure, count_in_sandbox
+from .sandbox import Limits
 
 PASS_BAND = 0.05
 REVIEW_BAND = 0.25
 COUNTERS_AGREE = 0.01
 PARAMS_AGREE = 0.01
 
-
-
-class FlopsFailure(Exception):
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(message)
-        self.rule = rule
-
-
-def cache_key(run_dir: Path, entrypoint: str, fvcore: bool) -> str:
-    """Everything the count depends on: the files the sandbox would see, the entrypoint, and the counting code."""
-    h = hashlib.sha256()
-    code = [(Path(__file__).parent / f).read_text(encoding="utf-8")
-            for f in ("counting.py", "tracer.py", "speedups.py", "fvcore_check.py")]
-    for part in (entrypoint, str(fvcore), _version("torch"), _version("fvcore"), *code):
-        h.update(part.encode() + b"\0")
-    for path in sorted(run_dir.rglob("*")):
-        rel = path.relative_to(run_dir)
-        if rel.parts[0] in ("logs", "reproductions") or "__pycache__" in rel.parts or path.is_symlink() \
-                or not path.is_file():
-            continue
-        h.update(rel.as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
-
-
-def count_in_sandbox(run_dir: Path, entrypoint: str, limits: Limits = Limits(), fvcore: bool = True,
-                     cache_dir: Path | None = None) -> dict:
-    """Count a run's FLOPs in the sandboxed child (or take an earlier count of identical inputs from `cache_dir`).
-    Raises FlopsFailure with a rule id."""
-    key = cache_key(run_dir, entrypoint, fvcore) if cache_dir else None
-    if key:
-        cached = cache_dir / f"{key}.json"
-        try:
-            return json.loads(cached.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            pass
-    result = _count_in_sandbox(run_dir, entrypoint, limits, fvcore)
-    if key:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache_dir / f".{key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(result), encoding="utf-8")
-        tmp.replace(cache_dir / f"{key}.json")
-    return result
-
-
-def _count_in_sandbox(run_dir: Path, entrypoint: str, limits: Limits, fvcore: bool) -> dict:
-    """Trace the entrypoint in the sandbox, then count the trace here. The trace comes back on a pipe of its own;
-    whatever the submission prints, or writes where a result might be expected, is never read as one."""
-    from .counting import CountingError, flops_from_trace  # torch: only when a count is asked for
-
-    read, write = os.pipe()
-    try:
-        with Workspace(run_dir) as ws:
-            tools = {name: Path(__file__).parent / name for name in ("tracer.py", "speedups.py")}
-            args = [f"{TOOL_DIR}/tracer.py", entrypoint, "--result-fd", str(write)] + ([] if fvcore else ["--no-fvcore"])
-            reader = _PipeReader(read)
-            outcome = run_python(args, workdir=ws, limits=limits, tool_files=tools, pass_fds=(write,),
-                                 readonly=[Path(__file__).resolve().parents[1]])
-            os.close(write)
-            write = -1
-            data = reader.result()
-    except SandboxUnavailable as exc:
-        raise FlopsFailure("sandbox-unavailable", str(exc)) from exc
-    except OSError as exc:
-        raise FlopsFailure("sandbox-crashed", f"could not prepare the sandbox: {exc}") from exc
-    finally:
-        if write >= 0:
-            os.close(write)
-    if outcome.timed_out:
-        raise FlopsFailure("sandbox-timeout", f"FLOP counting did not finish within {limits.timeout_s:.0f} s; "
-                           "the entrypoint must build the model quickly (on the meta device, no data loading)")
-    payload = _unframe(data)
-    if payload is None:
-        if outcome.memory_exhausted or outcome.returncode in (-9, 137):
-            raise FlopsFailure("sandbox-memory", f"the model exceeded the sandbox's {limits.memory_bytes / 2**30:.0f} GiB "
-                               "memory limit; build it on the device the entrypoint is given (meta)")
-        if data:
-            raise FlopsFailure("flops-bad-trace", "the counting process's result channel held something other than "
-                               "one trace (submitted code wrote to it)")
-        tail = [ln for ln in outcome.stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
-        raise FlopsFailure("sandbox-crashed", f"the counting process died (exit {outcome.returncode}): {tail[0][:300]}")
-    if not payload.get("ok"):
-        rule = payload.get("rule") if payload.get("rule") in _FAILURE_HINTS else "flops-model-failed"
-        raise FlopsFailure(rule, str(payload.get("message", "no message"))[:1000])
-    try:
-        result = flops_from_trace(payload)
-    except CountingError as exc:
-        raise FlopsFailure(exc.rule, str(exc)) from exc
-    result["source"] = "entrypoint"
-    result["sandbox"] = {"isolated": outcome.sandboxed, "notes": outcome.notes,
-                         "peak_processes": outcome.peak_processes}
-    return result
-
-
-MAX_TRACE_BYTES = 64 * 1024**2
-
-
-class _PipeReader:
-    """Drain the result pipe while the sandbox runs (a full pipe would block the tracer), up to a cap."""
-
-    def __init__(self, fd: int) -> None:
-        import threading
-
-        self.fd, self.chunks, self.size = fd, [], 0
-        self.thread = threading.Thread(target=self._pump, daemon=True)
-        self.thread.start()
-
-    def _pump(self) -> None:
-        try:
-            while chunk := os.read(self.fd, 1 << 16):
-                if self.size <= MAX_TRACE_BYTES:
-                    self.chunks.append(chunk)
-                self.size += len(chunk)
-        finally:
-            os.close(self.fd)
-
-    def result(self) -> bytes:
-        self.thread.join(10)
-        return b"".join(self.chunks) if self.size <= MAX_TRACE_BYTES else b""
-
-
-def _unframe(data: bytes) -> dict | None:
-    """The one framed document on the channel, or None if there is not exactly one."""
-    if not data.startswith(FRAME):
-        return None
-    header, _, body = data[len(FRAME):].partition(b"\n")
-    if not header.isdigit() or int(header) != len(body):
-        return None
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return None
-    return payload if isinstance(payload, dict) else None
 
 
 def _per_seed_max(run: RunAnalysis, attr: str) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -131,6 +132,7 @@ def run_python(args: list[str], *, workdir: Path, limits: Limits = Limits(), thr
     env = _env(threads)
     env.update({k: os.environ[k] for k in pass_env if k in os.environ})
     env.update(extra_env or {})
+    bwrap.require()  # raises, saying why and what to do, unless a sandbox starts here or unsafe runs were allowed
     sandboxed = bwrap.unavailable_reason() is None
     if sandboxed:
         if os.geteuid() == 0:
@@ -138,13 +140,10 @@ def run_python(args: list[str], *, workdir: Path, limits: Limits = Limits(), thr
         argv = bwrap.argv(python, workdir, gpu=limits.gpu, tool_files=tool_files or {}, tmp_bytes=limits.tmp_bytes,
                           readonly=list(readonly))
         cwd = "/"
-    elif bwrap.unsafe_allowed():
+    else:
         tools = {f"{bwrap.TOOL_DIR}/{name}": str(path) for name, path in (tool_files or {}).items()}
         argv, cwd = [tools.get(a, a) for a in python], str(workdir)
         env["TMPDIR"] = env["HOME"] = str(workdir)
-    else:
-        bwrap.require()  # raises, saying why and what to do
-        raise AssertionError("unreachable")
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, preexec_fn=_rlimits(limits), pass_fds=pass_fds)
     out, err = BoundedStream(proc.stdout, limits.output_bytes), BoundedStream(proc.stderr, limits.output_bytes)
@@ -197,8 +196,6 @@ def read_result(workdir: Path, rel: str, limit: int = 16 * 1024**2) -> bytes | N
         return None
     with os.fdopen(fd, "rb") as fh:
         st = os.fstat(fh.fileno())
-        import stat
-
         if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
             return None
         return fh.read(limit + 1)[:limit]
