@@ -129,13 +129,12 @@ def sandboxed_end_to_end(name: str) -> float:
 
     from validator.compute.recount import count_in_sandbox
 
-    here = Path(__file__).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp)
+        # The sandbox sees the run folder only, so the model code travels inside it, as a submission's would.
+        (run / "bench.py").write_text(Path(__file__).read_text(encoding="utf-8"), encoding="utf-8")
         (run / "model.py").write_text(
-            f"import importlib.util\n"
-            f"spec = importlib.util.spec_from_file_location('bench', {str(here)!r})\n"
-            f"bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)\n"
+            f"import bench\n"
             f"def build_for_flops(batch_size, device='meta'):\n"
             f"    return bench.build({name!r}, batch_size, device)\n")
         t0 = time.perf_counter()
