@@ -231,18 +231,21 @@ def test_run_page_links_files_in_the_repository(tree, tmp_path, monkeypatch):
 
 
 def test_reproduction_record_is_on_the_run_page(tmp_path, monkeypatch):
-    """The bundled record was written before records were bound to content: it is shown, and does not count."""
+    """Both bundled records are shown: the H100 one, written before records were bound to content, does not count;
+    the H200 one, recorded by `speedrun reproduce --record` on a GPU and bound to the folder, makes it reproduced."""
     runs = tmp_path / "runs"
     shutil.copytree(ROOT / "runs" / "digits-classification", runs / "digits-classification",
                     ignore=shutil.ignore_patterns("ast-*", "__pycache__"))
     _build(runs, tmp_path / "site", monkeypatch, flops=False)
     page = _soup(tmp_path / "site" / "runs" / "digits-classification" / "mlp-baseline.html")
-    link = page.select_one("#reproductions tbody a")
-    record = page.select_one(link["href"]).find_next_sibling("pre")
+    rows = {tr.select_one("a").get_text(): tr for tr in page.select("#reproductions tbody tr")}
+    old, new = rows["2026-11-22-nvidia-h100-80gb-hbm3.json"], rows["2026-12-01-nvidia-h200.json"]
+    record = page.select_one(old.select_one("a")["href"]).find_next_sibling("pre")
     assert json.loads(record.get_text())["verdict"] == "reproduced"
-    assert page.select_one("#reproductions tbody tr")["class"] == ["not-counted"]
-    assert page.select_one("#reproductions td.binding").get_text(strip=True) == "no: not bound to any content"
-    assert page.select_one("dl.meta .status").get_text(strip=True) == "validated"
+    assert old["class"] == ["not-counted"]
+    assert old.select_one("td.binding").get_text(strip=True) == "no: not bound to any content"
+    assert new["class"] == ["counts"] and new.select_one("td.binding").get_text(strip=True) == "yes"
+    assert page.select_one("dl.meta .status").get_text(strip=True) == "reproduced"
 
 
 # --------------------------------------------------------------------- reproduction records bound to their run
