@@ -293,10 +293,17 @@ def test_an_ordinary_user_gets_the_same_sandbox():
 
     home = Path(tempfile.mkdtemp(prefix="speedrun-user-"))  # pytest's tmp_path is root's alone
     os.chmod(home, 0o777)
+    # The checkout may sit in a folder only root can enter: give the user its own copy of the sandbox's modules.
+    package = home / "pkg" / "validator"
+    (package / "compute").mkdir(parents=True)
+    for rel in ("__init__.py", "compute/__init__.py", "compute/bwrap.py", "compute/capture.py", "compute/sandbox.py"):
+        shutil.copy(Path(validator.__file__).parent / rel, package / rel)
+    for path in [home / "pkg", *(home / "pkg").rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
     script = home / "drive.py"
     script.write_text(textwrap.dedent(f"""
         import json, os, sys
-        sys.path.insert(0, {str(REPO)!r})
+        sys.path.insert(0, {str(home / "pkg")!r})
         from pathlib import Path
         from validator.compute import bwrap
         from validator.compute.sandbox import Limits, Workspace, run_python
