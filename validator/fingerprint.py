@@ -16,7 +16,7 @@ from pathlib import Path
 EXCLUDED_DIRS = ("reproductions",)
 
 
-def _sha256_file(path: str) -> str:
+def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -47,7 +47,7 @@ def content_entries(run_dir: Path) -> list[tuple[str, str]]:
             if os.path.islink(full):
                 out.append((rel, "link:" + os.readlink(full)))
             elif os.path.isfile(full):
-                out.append((rel, _sha256_file(full)))
+                out.append((rel, sha256_file(full)))
     return sorted(out)
 
 

@@ -7,12 +7,12 @@ sha256, so a change to the reference itself is visible in review too.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from functools import lru_cache
 from pathlib import Path
 
+from .fingerprint import sha256_file
 from .models.track import Constrained
 from .problems import Problems
 
@@ -46,14 +46,6 @@ def matches(path: str, patterns: list[str]) -> bool:
 
 def is_editable(path: str, constrained: Constrained) -> bool:
     return path == constrained.config or matches(path, constrained.editable)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _files(folder: Path, skip_own: bool) -> list[str]:
