@@ -337,3 +337,27 @@ def test_an_ordinary_user_gets_the_same_sandbox():
     assert outer["reason"] is None and outer["sandboxed"] and outer["rc"] == 0, outer
     inner = json.loads(outer["out"].strip().splitlines()[-1])
     assert inner == {"uid": 65534, "pid": 2, "if": ["lo"], "repo": False, "tmp": 1}, inner
+
+
+def test_the_cli_refuses_without_bubblewrap_and_says_unsafe_when_told(tmp_path, monkeypatch):
+    """`speedrun flops` on a machine without bubblewrap: exit 2 with the reason and the fix; with
+    `--unsafe-no-sandbox` it counts, and the report says the count ran without a sandbox."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from speedrun.cli import cli
+
+    shutil.copytree(REPO / "runs" / "digits-classification", tmp_path / "digits-classification",
+                    ignore=shutil.ignore_patterns("ast-*", "reproductions", "__pycache__"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPEEDRUN_BWRAP", str(tmp_path / "no-bwrap"))
+    # "0" rather than unset: monkeypatch then restores the original state after the CLI sets "1" below
+    monkeypatch.setenv(bwrap.UNSAFE_ENV, "0")
+    refused = CliRunner().invoke(cli, ["flops", "digits-classification/mlp-baseline"])
+    assert refused.exit_code == 2
+    assert "refusing to run submitted code without a sandbox" in refused.output
+    assert "apt-get install bubblewrap" in refused.output and "--unsafe-no-sandbox" in refused.output
+    unsafe = CliRunner().invoke(cli, ["--unsafe-no-sandbox", "flops", "digits-classification/mlp-baseline"])
+    assert unsafe.exit_code == 0, unsafe.output
+    assert "sandbox: UNSAFE: ran without a sandbox" in unsafe.output and "verdict: pass" in unsafe.output

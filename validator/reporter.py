@@ -56,6 +56,7 @@ def compute_lines(c: dict) -> list[str]:
         b = c["budget"]
         lines.append(f"budget: {_g(b['used'])} of {_g(b['limit'])} {b['kind']} ({b['fraction']:.1%})")
     lines += [f"note: {n}" for n in c.get("notes", [])]
+    lines += [f"sandbox: {n}" for n in (c.get("sandbox") or {}).get("notes", [])]
     lines.append(f"verdict: {c['verdict']}")
     return lines
 
