@@ -509,6 +509,7 @@ def build_site(runs_dir: Path, out_dir: Path, progress: Callable[[str], None] = 
             if old.exists():
                 shutil.rmtree(old)
             out_dir.rename(old)
+        os.chmod(tmp, 0o755)  # mkdtemp made it private; the site is for any web server to read
         tmp.rename(out_dir)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

@@ -114,12 +114,20 @@ def _csv(track: dict, exported: dict) -> str:
                      *[f"rule{i + 1}_{r['kind']}_std" for i, r in enumerate(track["ranking"])],
                      *[f"{m}_mean" for m in metric_ids], *[f"{m}_std" for m in metric_ids], "p_value"])
     for e in exported["entries"]:
-        writer.writerow([e["rank"] if e["rank"] is not None else "", e["name"], e["team"], e["date"], e["parameters"],
+        writer.writerow([e["rank"] if e["rank"] is not None else "", _text(e["name"]), _text(e["team"]), e["date"],
+                         e["parameters"],
                          e["samples_seen"], _c(e["claimed_flops"]), _c(e["recomputed_flops"]), e["status"],
                          *[_c(f["mean"]) for f in e["figures"]], *[_c(f["std"]) for f in e["figures"]],
                          *[_c(e["metrics"].get(m, {}).get("mean")) for m in metric_ids],
                          *[_c(e["metrics"].get(m, {}).get("std")) for m in metric_ids], _c(e["p_value"])])
     return buf.getvalue()
+
+
+def _text(value) -> str:
+    """A submission's text for a CSV cell. Spreadsheets run a cell that starts with = + - @ (or a tab or carriage
+    return before one) as a formula: such a cell gets a leading apostrophe, which they show as text."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
 
 
 def _c(v) -> str:

