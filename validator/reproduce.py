@@ -185,7 +185,8 @@ def reproduce(run_dir: Path, checker: Checker, *, device: str = "cpu", nproc: in
                 deltas, more = _compare(claimed, fresh, seed, track)
                 problems += more
             hardware = fresh.compute.hardware.accelerator if fresh is not None else None
-            problems += [f"sandbox: {n}" for n in outcome.notes if n.startswith("reached")]
+            if outcome.process_cap_reached:
+                problems.append(f"the script reached the sandbox's cap of {limits.processes} processes")
         outcome_seed = SeedOutcome(seed, not problems, seconds, deltas, problems, hardware)
         result.seeds.append(outcome_seed)
         worst = max((abs(d["delta"]) for d in deltas), default=math.nan)

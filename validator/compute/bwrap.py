@@ -82,19 +82,16 @@ def argv(command: list[str], workdir: Path, *, gpu: bool, tool_files: dict[str, 
         for dev in sorted(Path("/dev").glob("nvidia*")):
             args += ["--dev-bind", str(dev), str(dev)]
     made: set[str] = {"/usr", "/etc", "/sys", "/tmp", "/dev", "/proc"}
-    binds = [(p, p) for p in _python_paths()] + [(str(p), str(p)) for p in readonly]
-    binds += [(str(src), f"{TOOL_DIR}/{name}") for name, src in sorted(tool_files.items())]
-    for src, dest in binds:
-        for parent in _parents(dest):
+    binds = [("--ro-bind", p, p) for p in _python_paths()] + [("--ro-bind", str(p), str(p)) for p in readonly]
+    binds += [("--ro-bind", str(src), f"{TOOL_DIR}/{name}") for name, src in sorted(tool_files.items())]
+    binds += [("--bind", str(workdir), RUN_DIR)]  # the one writable mount besides the tmpfs folders
+    for how, src, dest in binds:
+        for parent in _parents(dest):  # bwrap would make them 0700, which nobody could not enter
             if parent not in made:
                 args += ["--perms", "0755", "--dir", parent]
                 made.add(parent)
-        args += ["--ro-bind", src, dest]
-    for parent in _parents(RUN_DIR + "/x"):
-        if parent not in made:
-            args += ["--perms", "0755", "--dir", parent]
-            made.add(parent)
-    args += ["--bind", str(workdir), RUN_DIR, "--chdir", RUN_DIR]
+        args += [how, src, dest]
+    args += ["--chdir", RUN_DIR]
     if root:
         # Mounts need root; the code must not have it. setpriv switches to nobody with no capabilities left
         # (a uid change from 0 clears them) and no way back (no_new_privs).

@@ -4,9 +4,9 @@ Output: a submission can print without end; keeping all of it grew the parent to
 first and last `limit / 2` bytes and counts what it dropped.
 
 Processes: the watcher walks the tree under the sandbox every `interval` seconds, records the peak number of live
-processes, the highest PID the sandbox's own PID namespace handed out (a lower bound on how many it ever started,
-short-lived ones included) and the peak resident memory; it kills the tree when memory passes the limit (GPU runs
-cannot use an address-space limit, CUDA reserves terabytes of it).
+processes and the highest PID the sandbox's own PID namespace handed out (a lower bound on how many it ever started,
+short-lived ones included), and kills the tree when its resident memory passes the limit (GPU runs cannot use an
+address-space limit, CUDA reserves terabytes of it).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from collections import deque
 
 
@@ -97,7 +96,7 @@ def _status(pid: int) -> tuple[int, int]:
 class Watcher:
     def __init__(self, root: int, *, memory_bytes: int | None, interval: float = 0.1) -> None:
         self.root, self.memory_bytes, self.interval = root, memory_bytes, interval
-        self.peak_processes = self.highest_pid = self.peak_rss = 0
+        self.peak_processes = self.highest_pid = 0
         self.killed_for_memory = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -112,7 +111,6 @@ class Watcher:
                 rss += r
                 self.highest_pid = max(self.highest_pid, ns)
             self.peak_processes = max(self.peak_processes, len(pids))
-            self.peak_rss = max(self.peak_rss, rss)
             if self.memory_bytes is not None and rss > self.memory_bytes:
                 self.killed_for_memory = True
                 kill_group(self.root)
@@ -128,14 +126,3 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
-    """The PIDs of `pids` still alive after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    alive = pids
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if os.path.exists(f"/proc/{p}")]
-        if alive:
-            time.sleep(0.05)
-    return alive

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import bwrap
-from .capture import BoundedStream, Watcher, kill_group, tree, wait_gone
+from .capture import BoundedStream, Watcher, kill_group
 
 MAX_COPY_BYTES = 64 * 1024 * 1024
 
@@ -48,9 +48,8 @@ class Outcome:
     cut_bytes: dict = field(default_factory=dict)
     peak_processes: int = 0
     processes_started: int = 0
-    peak_rss_bytes: int = 0
+    process_cap_reached: bool = False
     killed_for_memory: bool = False
-    leftover: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -156,7 +155,6 @@ def run_python(args: list[str], *, workdir: Path, limits: Limits = Limits(), thr
     finally:
         # Every path out, an interrupt included, takes the whole sandbox down with it.
         watcher.stop()
-        left = tree(proc.pid)
         kill_group(proc.pid)
         proc.wait()
         out.join(5)
@@ -164,12 +162,13 @@ def run_python(args: list[str], *, workdir: Path, limits: Limits = Limits(), thr
     outcome = Outcome(None if timed_out else proc.returncode, out.text(), err.text(), timed_out=timed_out,
                       sandboxed=sandboxed, cut_bytes={k: s.cut for k, s in (("stdout", out), ("stderr", err)) if s.cut},
                       peak_processes=watcher.peak_processes, processes_started=watcher.highest_pid,
-                      peak_rss_bytes=watcher.peak_rss, killed_for_memory=watcher.killed_for_memory,
-                      leftover=len(wait_gone(left[1:], 2.0)))
+                      process_cap_reached=watcher.peak_processes >= limits.processes - 1,
+                      killed_for_memory=watcher.killed_for_memory)
     if not sandboxed:
         outcome.notes.append("UNSAFE: ran without a sandbox (--unsafe-no-sandbox)")
-    if watcher.peak_processes >= limits.processes - 1:
-        outcome.notes.append(f"reached the sandbox's cap of {limits.processes} processes")
+    if outcome.process_cap_reached:
+        outcome.notes.append(f"reached the sandbox's cap of {limits.processes} processes "
+                             f"(at least {outcome.processes_started:,} started)")
     if outcome.cut_bytes:
         outcome.notes.append("output cut: " + ", ".join(f"{k} {v:,} bytes" for k, v in outcome.cut_bytes.items()))
     return outcome
