@@ -97,7 +97,8 @@ def test_torchrun_with_cuda_in_the_sandbox(tmp_path):
         x = torch.full((256, 256), float(rank + 1), device="cuda")
         total = torch.tensor([(x @ x).sum().item()])
         dist.all_reduce(total)
-        print(json.dumps({{"rank": rank, "total": total.item()}}))
+        # one write per line: two ranks share the pipe, and print() writes the newline separately
+        os.write(1, (json.dumps({{"rank": rank, "total": total.item()}}) + "\\n").encode())
         dist.destroy_process_group()
     """))
     with Workspace(run) as ws:

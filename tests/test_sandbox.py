@@ -171,7 +171,8 @@ def test_torchrun_rendezvous_works_on_its_own_loopback_and_daemons_die(tmp_path)
                 reached = type(exc).__name__
             t = __import__("torch").ones(1) * (dist.get_rank() + 1)
             dist.all_reduce(t)
-            print(json.dumps({{"rank": dist.get_rank(), "sum": t.item(), "host": reached}}))
+            # one write per line: two ranks share the pipe, and print() writes the newline separately
+            os.write(1, (json.dumps({{"rank": dist.get_rank(), "sum": t.item(), "host": reached}}) + "\\n").encode())
             dist.destroy_process_group()
         """))
         # launched exactly as `reproduce --nproc 2` launches a script
