@@ -168,3 +168,13 @@ def load_document_text(path: Path, display: str, problems: Problems) -> tuple[An
         # float) there is nothing to normalise, and the walk costs more than the parse on big trees.
         return data, text
     return _normalise(data, [], problems), None
+
+
+def lenient_mapping(name: str, text: str) -> dict:
+    """A document as plain data for checks that must not fail on a broken claim (the validator reports that):
+    JSON or YAML by `name`'s extension; {} when it does not parse or is not a mapping."""
+    try:
+        data = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}

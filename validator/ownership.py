@@ -10,13 +10,11 @@ declare no GitHub account can only be changed by a maintainer.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-import yaml
 
 from .discover import ANALYSIS_NAMES
 from .git import exists_at, read_at
+from .loader import lenient_mapping
 from .problems import Problem
 
 RULE = "pr-changes-merged-run"
@@ -26,13 +24,8 @@ def base_analysis(repo: Path, base: str, run_rel: str) -> tuple[str, dict]:
     """(path of the analysis file, its data) as the base revision has them; ({default path}, {}) if unreadable."""
     for name in ANALYSIS_NAMES:
         text = read_at(repo, base, f"{run_rel}/{name}")
-        if text is None:
-            continue
-        try:
-            data = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError):
-            data = None
-        return f"{run_rel}/{name}", data if isinstance(data, dict) else {}
+        if text is not None:
+            return f"{run_rel}/{name}", lenient_mapping(name, text)
     return f"{run_rel}/{ANALYSIS_NAMES[0]}", {}
 
 

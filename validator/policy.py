@@ -11,14 +11,12 @@ the track's fix window is not a new submission.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from .discover import ANALYSIS_NAMES
 from .git import Change, added_dates, exists_at, head_time
+from .loader import lenient_mapping
 from .models import Track
 from .ownership import check_merged_run
 from .problems import Problem, Problems
@@ -65,11 +63,9 @@ def _analysis_data(run_dir: Path) -> dict:
         path = run_dir / name
         if path.is_file():
             try:
-                text = path.read_text(encoding="utf-8")
-                data = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
-            except (OSError, ValueError, yaml.YAMLError):
+                return lenient_mapping(name, path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
                 return {}
-            return data if isinstance(data, dict) else {}
     return {}
 
 
