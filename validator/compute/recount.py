@@ -6,6 +6,7 @@ as one length-framed document, and trusted code counts it. Counts are cached by 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -13,6 +14,7 @@ import os
 import threading
 from pathlib import Path
 
+from ..fingerprint import content_entries
 from .bwrap import TOOL_DIR, SandboxUnavailable
 from .sandbox import Limits, Workspace, run_python
 from .tracer import FRAME
@@ -31,17 +33,20 @@ class FlopsFailure(Exception):
 def cache_key(run_dir: Path, entrypoint: str, fvcore: bool) -> str:
     """Everything the count depends on: the files the sandbox would see, the entrypoint, and the counting code."""
     h = hashlib.sha256()
-    code = [(Path(__file__).parent / f).read_text(encoding="utf-8")
-            for f in ("counting.py", "tracer.py", "speedups.py", "fvcore_check.py")]
-    for part in (entrypoint, str(fvcore), _version("torch"), _version("fvcore"), *code):
+    for part in (entrypoint, str(fvcore), _code_version()):
         h.update(part.encode() + b"\0")
-    for path in sorted(run_dir.rglob("*")):
-        rel = path.relative_to(run_dir)
-        if rel.parts[0] in ("logs", "reproductions") or "__pycache__" in rel.parts or path.is_symlink() \
-                or not path.is_file():
-            continue
-        h.update(rel.as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    for rel, digest in content_entries(run_dir):  # the sandbox's copy skips logs and links
+        if not rel.startswith("logs/") and not digest.startswith("link:"):
+            h.update(f"{rel}\0{digest}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _code_version() -> str:
+    """torch, fvcore and the counting code: read once per process, not once per run."""
+    code = "".join((Path(__file__).parent / f).read_text(encoding="utf-8")
+                   for f in ("counting.py", "tracer.py", "speedups.py", "fvcore_check.py"))
+    return hashlib.sha256(f"{_version('torch')}\0{_version('fvcore')}\0{code}".encode()).hexdigest()
 
 
 def _version(dist: str) -> str:
