@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import importlib.util
 import json
 import os
@@ -142,7 +143,7 @@ def _build(factory: Factory, batch: int, device: str):
     import torch
 
     try:
-        with _speedups().skip_init_on_meta() if device == "meta" else _nothing():
+        with _speedups().skip_init_on_meta() if device == "meta" else contextlib.nullcontext():
             built = factory(batch, device)
     except TraceError:
         raise
@@ -151,14 +152,6 @@ def _build(factory: Factory, batch: int, device: str):
     if not isinstance(built, (tuple, list)) or len(built) < 2 or not isinstance(built[0], torch.nn.Module):
         raise TraceError("flops-bad-entrypoint", "the entrypoint must return (model, inputs[, ...]) with an nn.Module first")
     return built[0], built[1]
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
 
 
 def _speedups():
