@@ -1,7 +1,7 @@
 """Cross-field rules: what a schema cannot say about one run against its track.
 
-Each check reads a `RunContext` and records problems; none raises. `CATALOG` names every rule id the validator
-can emit, so docs and tests can list them.
+Each check reads a `RunContext` and records problems; none raises. Rule ids and their meanings live in
+`catalog.py`.
 """
 
 from __future__ import annotations
@@ -14,111 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .catalog import CATALOG  # noqa: F401 - re-exported: callers import the catalog from here
 from .discover import ANALYSIS_NAMES
 from .models import RunAnalysis, Track
 from .problems import Problems
-
-CATALOG: dict[str, str] = {
-    # loading and schema
-    "unreadable": "the file cannot be read",
-    "file-too-large": "the analysis file is larger than the limit",
-    "not-text": "the file is binary or not UTF-8",
-    "parse-error": "the file is not valid JSON or YAML",
-    "duplicate-key": "a key appears twice in one object",
-    "empty-document": "the file is empty",
-    "non-finite": "a number is NaN or infinite",
-    "missing-field": "a required field is missing",
-    "unknown-field": "a field is not part of the format",
-    "wrong-type": "a value has the wrong type",
-    "out-of-range": "a number is outside the range the format allows",
-    "too-few-items": "a list or map has too few entries",
-    "empty-value": "a text field is empty",
-    "invalid-value": "a value is not one of the allowed values",
-    "invalid-format": "a value does not match the required format",
-    "invalid-model": "the document breaks a rule of the model",
-    # folder layout
-    "missing-analysis": "the run folder has no speedrun_analysis.json or .yaml",
-    "ambiguous-analysis": "the run folder has more than one analysis file",
-    "missing-track-file": "a folder under runs/ holds runs but no track.yaml",
-    "track-id-mismatch": "track.yaml's id differs from its folder name",
-    "unknown-track": "the run names a track that does not exist",
-    "track-invalid": "the run's track.yaml is itself invalid",
-    "track-mismatch": "the run's track field differs from the track folder it sits in",
-    "name-mismatch": "the run's name differs from its folder name",
-    # content
-    "dataset-mismatch": "dataset name, version or split checksum differ from the track's",
-    "duplicate-seed": "a seed is listed twice",
-    "too-few-seeds": "fewer distinct seeds than the track's minimum",
-    "missing-result": "a seed (or seed x setting) has no result",
-    "unknown-seed": "a result names a seed not in the seeds list",
-    "duplicate-result": "two results for the same seed and setting",
-    "unknown-setting": "a result names a setting the track does not have",
-    "missing-setting": "a seed lacks a result for one of the track's settings (run is not ranked)",
-    "unknown-metric": "a metric id is not one of the track's metrics",
-    "missing-metric": "a result lacks the track's primary metric",
-    "metric-out-of-range": "a metric value is outside the metric's valid range",
-    "missing-curve": "a result has no curve (required on standard boards)",
-    "curve-not-increasing": "curve sample counts do not strictly increase",
-    "missing-checkpoint": "the curve lacks a point at one of the track's checkpoints",
-    "off-checkpoint": "the curve has a point between the track's checkpoints",
-    "curve-final-samples": "the curve's last point is not at the run's samples seen",
-    "final-mismatch": "a final metric differs from the curve's last point",
-    "samples-inconsistent": "samples seen disagree with steps x global batch",
-    "forward-only-without-method": "forward-only samples are claimed without a data-selection method",
-    "over-budget": "the run exceeds the track's budget",
-    "missing-flops-claim": "a FLOPs-budget track needs compute.flops",
-    "missing-training": "the training configuration is missing (required on standard boards)",
-    "missing-script": "the run names no training script (required on standard boards)",
-    "source-not-allowed": "a cited result on a standard board",
-    "missing-source": "an unconstrained board needs a citation for each result",
-    "unknown-baseline": "the baseline run does not exist on the track",
-    "file-missing": "a file the analysis names does not exist",
-    "path-escape": "a path is absolute, uses '..', or a symlink leaves the run folder",
-    "date-in-future": "the run's date is after today",
-    "samples-log-mismatch": "the samples count in the logs disagrees with samples seen",
-    # compute accounting
-    "flops-no-entrypoint": "a FLOPs-budget track needs model.entrypoint to recount FLOPs",
-    "flops-entrypoint-missing": "the entrypoint file or function does not exist",
-    "flops-bad-entrypoint": "the entrypoint does not return (model, inputs)",
-    "flops-model-failed": "building or running the model for counting failed",
-    "flops-bad-output": "the model's output cannot be reduced to a loss",
-    "flops-no-gradient": "the model's output does not depend on trainable parameters",
-    "flops-zero": "the model has no matmul-class operation",
-    "flops-op-without-formula": "a matmul-class op has no FLOP formula (it would count as 0)",
-    "flops-counters-disagree": "torch's and fvcore's forward counts differ by more than 1 %",
-    "flops-claim-needs-review": "the FLOPs claim is 5-25 % off the recount",
-    "flops-claim-mismatch": "the FLOPs claim is more than 25 % off the recount",
-    "flops-claim-convention": "the FLOPs claim looks like another convention (MACs, forward-only)",
-    "parameters-mismatch": "the claimed parameter count differs from the entrypoint's model",
-    "sandbox-timeout": "counting in the sandbox ran past its time limit",
-    "sandbox-memory": "counting in the sandbox ran out of memory",
-    "sandbox-crashed": "the sandboxed process died",
-    "sandbox-unavailable": "submitted code would have run without a sandbox (bubblewrap missing) and "
-                           "`--unsafe-no-sandbox` was not given",
-    "flops-bad-trace": "the sandbox's trace of the model is malformed, or something other than the tracer wrote to "
-                       "its result channel",
-    # constrained tracks
-    "frozen-manifest-missing": "a constrained track has no frozen manifest",
-    "frozen-manifest-stale": "the track's reference no longer matches its frozen manifest",
-    "frozen-file-missing": "a frozen reference file is missing from the run",
-    "frozen-file-modified": "a frozen reference file was changed",
-    "frozen-extra-file": "a file outside the editable folder that the reference does not have",
-    # pull-request policy (speedrun validate --changed)
-    "pr-no-run": "the pull request changes no run folder",
-    "pr-multiple-runs": "the pull request touches more than one run folder",
-    "pr-outside-run": "the pull request changes files outside its run folder",
-    "pr-file-too-large": "a changed file is larger than the limit",
-    "pr-symlink": "a changed file is a symbolic link",
-    "pr-binary-file": "a binary file outside logs/ and the declared artifacts",
-    "pr-changes-merged-run": "the pull request changes a merged run it does not own (its authors' GitHub logins, "
-                             "as the base revision names them, or a maintainer)",
-    "pr-reproduction-record": "the pull request adds or changes a reproduction record (only the maintainers' "
-                              "workflow writes them)",
-    "rate-limit": "the team already used its submissions for the track's window",
-    # ZIP submissions (speedrun import-zip)
-    "zip-unsafe-entry": "a ZIP entry is a link, absolute, encrypted or uses '..'",
-    "zip-frozen-file": "a ZIP entry lies outside the editable folder and the config",
-}
 
 
 @dataclass

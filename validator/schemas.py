@@ -98,7 +98,7 @@ def reference_markdown(name: str, extra: dict[str, type[BaseModel]] | None = Non
 
 
 def rules_markdown() -> str:
-    from .rules import CATALOG
+    from .catalog import CATALOG
 
     lines = [
         "# Rule ids",
