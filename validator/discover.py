@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,19 +12,21 @@ TRACK_FILE = "track.yaml"
 ANALYSIS_NAMES = ("speedrun_analysis.json", "speedrun_analysis.yaml", "speedrun_analysis.yml")
 
 
+# lexists, not is_file: a track.yaml or analysis file that is a folder, a FIFO or a dangling link still says what
+# the folder is meant to be, and the loader then names what is wrong with that file.
 def is_track_dir(path: Path) -> bool:
-    return (path / TRACK_FILE).is_file()
+    return os.path.lexists(path / TRACK_FILE)
 
 
 def is_run_dir(path: Path) -> bool:
-    return any((path / n).exists() for n in ANALYSIS_NAMES)
+    return any(os.path.lexists(path / n) for n in ANALYSIS_NAMES)
 
 
 def run_dirs_of(track_dir: Path) -> list[Path]:
     """Run folders of a track: every visible subfolder. `_reference` and other `_`/`.` names are not runs."""
     return sorted(
         p for p in track_dir.iterdir()
-        if p.is_dir() and not p.is_symlink() and not p.name.startswith(("_", "."))
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith(("_", ".")) and p.name != TRACK_FILE
     )
 
 
@@ -52,9 +55,9 @@ def discover(paths: list[Path]) -> Targets:
     targets = Targets()
     for raw in paths:
         path = raw
-        if not path.exists():
+        if not os.path.lexists(path):
             raise SpeedrunError(f"{raw}: no such file or folder")
-        if path.is_file():
+        if not path.is_dir():  # a file, or a FIFO or link named like one: judged by its name
             if path.name in ANALYSIS_NAMES:
                 path = path.parent
             elif path.name == TRACK_FILE:

@@ -159,6 +159,7 @@ _KEYWORD_RULES = {
     "exclusiveMaximum": ("out-of-range", "use a value inside the allowed range"),
     "minItems": ("too-few-items", "add at least the required number of entries"),
     "minProperties": ("too-few-items", "add at least one entry"),
+    "maxItems": ("too-many-items", "keep the list within the limit the schema gives"),
     "minLength": ("empty-value", "write a non-empty value"),
     "enum": ("invalid-value", "use one of the allowed values"),
     "const": ("invalid-value", "use the allowed value"),

@@ -41,7 +41,7 @@ from typing import Any
 import click
 import yaml
 
-from ..loader import _StrictYamlLoader
+from .. import yamlsafe
 from ..problems import InvalidInput, SpeedrunError, json_path
 
 PLAN_URL = "https://github.com/oluwafemidiakhoa/adaptive-sparse-training/blob/main/IMAGENET_VALIDATION_PLAN.md"
@@ -74,9 +74,11 @@ def read_template(path: Path) -> dict:
     blocks = [b for b in _FENCE.findall(text) if re.search(r"^Experiment\s*:", b, re.MULTILINE)]
     source = blocks[0] if blocks else text
     try:
-        data = yaml.load(source, Loader=_StrictYamlLoader)  # noqa: S506 - a SafeLoader that refuses duplicate keys
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from exc
+        data = yamlsafe.load(source)  # the same bounded reader as every other submitted YAML
+    except yamlsafe.YamlRefused as exc:
+        raise InvalidInput(f"{path}::$: {exc.message} [{exc.rule}]; {exc.hint}") from exc
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:
+        raise InvalidInput(f"{path}: not valid YAML ({' '.join(str(exc).split())[:300]})") from exc
     if not isinstance(data, dict):
         raise InvalidInput(f"{path}::$: expected the AST experiment-tracking template (Experiment:, Date:, ...), "
                            f"got {type(data).__name__}")

@@ -86,12 +86,17 @@ class Metric(StrictModel):
         return self
 
 
+# Every curve is checked against every milestone: a bound keeps a hostile track from costing minutes.
+MAX_CHECKPOINTS = 1000
+
+
 class Checkpoints(StrictModel):
     samples: list[Annotated[int, Field(gt=0)]] | None = Field(
-        default=None, description="Sample-count milestones at which every curve must have a point."
+        default=None, max_length=MAX_CHECKPOINTS,
+        description="Sample-count milestones at which every curve must have a point."
     )
-    dataset_multiples: list[Annotated[float, Field(gt=0)]] | None = Field(
-        default=None, description="Milestones as multiples of the training-set size (resolved with dataset.splits.train)."
+    dataset_multiples: list[Annotated[float, Field(gt=0, le=1e6)]] | None = Field(
+        default=None, max_length=MAX_CHECKPOINTS, description="Milestones as multiples of the training-set size (resolved with dataset.splits.train)."
     )
     allow_extra: bool = Field(default=False, description="Whether curves may carry points between milestones.")
 
