@@ -310,10 +310,11 @@ def _experiments(entries: list[dict]) -> list[dict]:
 def _track_data(t: TrackResult, results: list[RunResult]) -> dict:
     invalid = [
         {"name": r.name, "path": r.display, "errors": _problems(r.errors), "warnings": _problems(r.warnings)}
-        for r in results if not r.valid
+        for r in results if not r.valid and not r.pending
     ]
+    pending = [{"name": r.name, "path": r.display, "warnings": _problems(r.warnings)} for r in results if r.pending]
     if t.track is None or not t.valid:
-        return {"id": t.track_id, "valid": False, "errors": _problems(t.errors), "invalid": invalid,
+        return {"id": t.track_id, "valid": False, "errors": _problems(t.errors), "invalid": invalid, "pending": pending,
                 "entries": [], "unranked": [], "ranked_count": 0, "invalid_count": len(invalid)}
     track = t.track
     valid = {r.name: r for r in results if r.valid}
@@ -358,6 +359,7 @@ def _track_data(t: TrackResult, results: list[RunResult]) -> dict:
         "entries": ranked,
         "unranked": unranked,
         "invalid": invalid,
+        "pending": pending,
         "errors": [],
     }
 

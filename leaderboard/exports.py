@@ -67,6 +67,8 @@ class TrackExport(_Strict):
     budget: dict | None = Field(description="The track's budget: kind, limit, counts.")
     entries: list[EntryExport] = Field(description="Valid runs, ranked ones first in rank order.")
     invalid: list[InvalidExport] = Field(description="Invalid runs with their problems.")
+    pending: list[str] = Field(description="Runs waiting for the organizers to train them (ZIP submissions): listed, "
+                                           "not ranked.")
     records: list[dict] = Field(description="Record history: date, name, mean, p_value.")
 
 
@@ -100,6 +102,7 @@ def track_export(track: dict) -> dict:
         "entries": [entry(e) for e in track["entries"] + track["unranked"]],
         "invalid": [{"name": r["name"], "errors": [f"{p['file']}::{p['path']}: {p['message']} [{p['rule']}]"
                                                    for p in r["errors"]]} for r in track["invalid"]],
+        "pending": [r["name"] for r in track.get("pending", [])],
         "records": track["records"],
     }
     return TrackExport.model_validate(data).model_dump(mode="json")

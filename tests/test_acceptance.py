@@ -276,11 +276,13 @@ POLICY_PREFIXES = ("pr-", "frozen-", "zip-", "rate-limit")
 
 def test_every_catalog_rule_is_exercised():
     covered = {expectation(c)["rule"] for c in INVALID_CASES} | set(SCENARIOS)
-    # Rules about a pull request, frozen code or ZIPs need git histories and archives: tests/test_policy.py plays them.
-    policy_tests = (Path(__file__).parent / "test_policy.py").read_text(encoding="utf-8")
+    # Rules about a pull request, frozen code or ZIPs need git histories and archives: tests/test_policy.py and
+    # tests/test_zipimport.py play them.
+    policy_tests = "".join((Path(__file__).parent / name).read_text(encoding="utf-8")
+                           for name in ("test_policy.py", "test_zipimport.py"))
     for rule in CATALOG:
         if rule.startswith(POLICY_PREFIXES):
-            assert f'"{rule}"' in policy_tests or f"'{rule}'" in policy_tests, f"{rule} is not played in test_policy.py"
+            assert f'"{rule}"' in policy_tests or f"'{rule}'" in policy_tests, f"{rule} is not played in a policy test"
             covered.add(rule)
     assert sorted(r for r in set(CATALOG) - covered if not _is_compute_rule(r)) == []
 

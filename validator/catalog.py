@@ -101,6 +101,16 @@ CATALOG: dict[str, str] = {
                               "workflow writes them)",
     "rate-limit": "the team already used its submissions for the track's window",
     # ZIP submissions (speedrun import-zip)
-    "zip-unsafe-entry": "a ZIP entry is a link, absolute, encrypted or uses '..'",
+    "zip-unsafe-entry": "a ZIP entry is a link, absolute, encrypted, compressed other than stored or deflated, or "
+                        "not a plain relative path ('..', '.', an empty folder name, a control character)",
     "zip-frozen-file": "a ZIP entry lies outside the editable folder and the config",
+    "zip-claims-results": "a ZIP entry is part of the run's record (analysis file, README, logs/, reproductions/), "
+                          "which only the organizers' training writes",
+    "zip-entry-conflict": "two ZIP entries name one path (also up to case or Unicode normalisation), or a file and a "
+                          "folder share a name, in the ZIP or with the reference",
+    "zip-too-many-files": "the ZIP holds more files than the limit",
+    "zip-too-large": "the ZIP unpacks to more bytes than the limit, or an entry to more than it declares",
+    "zip-ratio-too-high": "the ZIP unpacks to more than 200 times its compressed size (a zip bomb)",
+    "zip-unreadable": "the file is not a ZIP, or an entry cannot be decompressed (corrupt, bad CRC)",
+    "zip-pending": "a run unpacked from a ZIP waits for the organizers to train it (listed, not ranked)",
 }

@@ -16,8 +16,11 @@ from .fingerprint import sha256_file
 from .models.track import Constrained
 from .problems import Problems
 
+# A ZIP submission is code without results until organizers train it; `speedrun import-zip` writes this marker
+# into the run folder so that the state is explicit (not a missing analysis) and survives a commit.
+PENDING_FILE = "PENDING.md"
 # Files every run folder may have besides the reference's: the claim, the write-up, logs and reproductions.
-RUN_OWN = ("speedrun_analysis.json", "speedrun_analysis.yaml", "speedrun_analysis.yml", "README.md")
+RUN_OWN = ("speedrun_analysis.json", "speedrun_analysis.yaml", "speedrun_analysis.yml", "README.md", PENDING_FILE)
 RUN_OWN_DIRS = ("logs", "reproductions")
 MANIFEST_VERSION = 1
 
@@ -138,3 +141,16 @@ def check_run(run_dir: Path, track_dir: Path, constrained: Constrained, problems
         if rel not in frozen and not is_editable(rel, constrained):
             problems.error(f"$files['{rel}']", "frozen-extra-file", f"{rel} is not part of the reference and lies "
                            "outside the editable folder", f"move it under {', '.join(constrained.editable)} or remove it")
+
+
+def check_pending(run_dir: Path, track_result, problems: Problems) -> bool:
+    """A run folder with no analysis file that `speedrun import-zip` marked pending, on a constrained track: a
+    warning instead of missing-analysis, and the frozen code still checked. False when it is not one."""
+    track = track_result.track if track_result is not None else None
+    if track is None or track.constrained is None or not (run_dir / PENDING_FILE).is_file():
+        return False
+    problems.warn("$", "zip-pending", "a ZIP submission waiting for the organizers to train it: no results yet, "
+                  "so it is listed but not ranked", f"organizers: run `python run.py` in {run_dir.name}/ (it writes "
+                  f"speedrun_analysis.json and logs/), then delete {PENDING_FILE} in the same commit")
+    check_run(run_dir, track_result.path, track.constrained, problems)
+    return True

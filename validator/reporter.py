@@ -13,7 +13,9 @@ from .result import Report, RunResult, TrackResult
 COMMENT_MARKER = "<!-- speedrun-report -->"
 
 
-def _status(valid: bool, warnings: list[Problem]) -> str:
+def _status(valid: bool, warnings: list[Problem], pending: bool = False) -> str:
+    if pending:
+        return "pending (organizers train it)"
     if not valid:
         return "invalid"
     return "valid, needs review" if warnings else "valid"
@@ -71,12 +73,15 @@ def text(report: Report) -> str:
             lines.append(f"track {t.display}: {'invalid' if t.errors else 'valid'}")
             lines += _problem_lines(t.problems)
     for r in report.runs:
-        lines.append(f"{r.display} ({r.track_id or 'no track'}): {_status(r.valid, r.warnings)}")
+        lines.append(f"{r.display} ({r.track_id or 'no track'}): {_status(r.valid, r.warnings, r.pending)}")
         lines += [f"  {ln}" for ln in compute_lines(r.compute or {})]
         lines += _problem_lines(r.errors + r.warnings)
-    n_bad = sum(not r.valid for r in report.runs)
+    n_pending = sum(r.pending for r in report.runs)
+    n_bad = sum(not r.valid for r in report.runs) - n_pending
     n_bad_tracks = sum(not t.valid for t in report.tracks)
-    summary = f"{len(report.runs)} run(s) checked: {len(report.runs) - n_bad} valid, {n_bad} invalid"
+    summary = f"{len(report.runs)} run(s) checked: {len(report.runs) - n_bad - n_pending} valid, {n_bad} invalid"
+    if n_pending:
+        summary += f", {n_pending} pending"
     if n_bad_tracks:
         summary += f"; {n_bad_tracks} track file(s) invalid"
     n_policy = sum(p.severity == "error" for p in report.policy)
@@ -108,6 +113,7 @@ def _run_json(r: RunResult) -> dict:
         "path": r.display,
         "track": r.track_id,
         "valid": r.valid,
+        "pending": r.pending,
         "errors": [item(p) for p in r.errors],
         "warnings": [item(p) for p in r.warnings],
     }
@@ -139,10 +145,12 @@ def json_format(report: Report) -> str:
 
 def markdown(report: Report, images: dict[str, str] | None = None) -> str:
     """The PR comment. `images` maps a run's display path to the URL of a chart of its curves."""
-    n_bad = sum(not r.valid for r in report.runs) + sum(not t.valid for t in report.tracks)
+    n_bad = sum(not r.valid and not r.pending for r in report.runs) + sum(not t.valid for t in report.tracks)
     n_policy = sum(p.severity == "error" for p in report.policy)
+    n_pending = sum(r.pending for r in report.runs)
     if n_bad == 0 and n_policy == 0:
-        verdict = "✅ All submissions are valid."
+        verdict = (f"⏳ {n_pending} submission(s) pending: organizers train them; nothing else to fix." if n_pending
+                   else "✅ All submissions are valid.")
     else:
         parts = ([f"{n_bad} invalid submission(s)"] if n_bad else []) + (
             [f"{n_policy} pull-request policy error(s)"] if n_policy else [])
@@ -160,8 +168,9 @@ def markdown(report: Report, images: dict[str, str] | None = None) -> str:
                       f"{prose(p.hint, table=True)} |" for p in t.problems]
             lines.append("")
     for r in report.runs:
-        icon = "❌" if not r.valid else ("⚠️" if r.warnings else "✅")
-        lines += [f"### {icon} {code(r.display)} on track {code(r.track_id or '?')}: {_status(r.valid, r.warnings)}", ""]
+        icon = "⏳" if r.pending else "❌" if not r.valid else ("⚠️" if r.warnings else "✅")
+        lines += [f"### {icon} {code(r.display)} on track {code(r.track_id or '?')}: "
+                  f"{_status(r.valid, r.warnings, r.pending)}", ""]
         if r.analysis is not None and r.track is not None:
             lines += [_results_line(r), ""]
         if images and r.display in images:

@@ -1,50 +1,32 @@
 """Unpack a MaxCLIP-style ZIP submission (editable folder + hyperparameter config) over a constrained track's frozen
-reference. Every entry is checked before anything is written; the run folder appears only when all is well.
+reference. Every entry is judged before anything is written (validator/zipentries.py); the run folder appears only
+when all is well, and it is pending: the ZIP brings code, never results, and organizers train it.
 """
 
 from __future__ import annotations
 
+import errno
+import re
 import shutil
-import stat
 import tempfile
 import zipfile
-from pathlib import Path, PurePosixPath
+import zlib
+from pathlib import Path
 
+from . import zipentries
 from .checker import Checker
-from .frozen import check_run, is_editable
-from .problems import InvalidInput, Problems
+from .fingerprint import sha256_file
+from .frozen import PENDING_FILE, check_run
+from .problems import InvalidInput, Problems, SpeedrunError
 
-MAX_FILES = 2000
-MAX_TOTAL_BYTES = 200 * 1024 * 1024
-MAX_RATIO = 200  # compressed-to-uncompressed, against zip bombs
-OWN_FILES = ("README.md", "speedrun_analysis.json", "speedrun_analysis.yaml")
-
-
-def _entry_problem(info: zipfile.ZipInfo) -> str | None:
-    name = info.filename
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        return "is a symbolic link"
-    if "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        return "is an absolute path"
-    if ".." in PurePosixPath(name).parts:
-        return "uses '..'"
-    if info.flag_bits & 0x1:
-        return "is encrypted"
-    return None
-
-
-def _common_root(names: list[str]) -> str:
-    """A single top folder shared by every entry (how most tools zip a folder), else ''."""
-    tops = {n.split("/", 1)[0] for n in names}
-    if len(tops) == 1 and all("/" in n for n in names):
-        return tops.pop() + "/"
-    return ""
+# What a damaged or hostile archive raises while it is read; OSError for seeks to offsets the file does not have.
+READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError)
+# ... but these say the machine cannot write, which no fix to the ZIP would change.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
+ZIP_IT = "zip the editable folder and the config again, e.g. `zip -r sub.zip editable config.yaml`"
 
 
 def import_zip(zip_path: Path, track_dir: Path, name: str) -> Path:
-    import re
-
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name):
         raise InvalidInput(f"--name {name!r}: use lowercase letters, digits, '.', '_' or '-' (at most 64)")
     track_result = Checker().check_track(track_dir)
@@ -61,50 +43,66 @@ def import_zip(zip_path: Path, track_dir: Path, name: str) -> Path:
     problems = Problems(str(zip_path))
     try:
         archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InvalidInput(f"{zip_path}: not a readable ZIP file ({exc})") from exc
+        infos = archive.infolist()
+    except READ_ERRORS as exc:
+        problems.error("$", "zip-unreadable", f"not a readable ZIP file ({exc})", ZIP_IT)
+        raise InvalidInput(_summary(zip_path, problems)) from None
     with archive:
-        infos = [i for i in archive.infolist() if not i.is_dir()]
-        if len(infos) > MAX_FILES:
-            raise InvalidInput(f"{zip_path}: {len(infos)} files; the limit is {MAX_FILES}")
-        total = sum(i.file_size for i in infos)
-        packed = sum(i.compress_size for i in infos) or 1
-        if total > MAX_TOTAL_BYTES or total / packed > MAX_RATIO:
-            raise InvalidInput(f"{zip_path}: unpacks to {total:,} bytes (ratio {total / packed:.0f}:1); the limits are "
-                               f"{MAX_TOTAL_BYTES:,} bytes and {MAX_RATIO}:1")
-        root = _common_root([i.filename for i in infos])
-        planned: list[tuple[zipfile.ZipInfo, str]] = []
-        for info in archive.infolist():
-            why = _entry_problem(info)
-            if why:
-                problems.error(f"$entries['{info.filename}']", "zip-unsafe-entry", f"{info.filename} {why}",
-                               "zip only regular files with relative paths inside the editable folder")
-        for info in infos:
-            rel = info.filename[len(root):] if root else info.filename
-            if _entry_problem(info):
-                continue
-            if not (is_editable(rel, constrained) or rel in OWN_FILES):
-                problems.error(f"$entries['{info.filename}']", "zip-frozen-file",
-                               f"{rel} is not in the editable folder or the config",
-                               f"a submission may contain only {', '.join(constrained.editable + [constrained.config])}")
-                continue
-            planned.append((info, rel))
+        zipentries.check_limits(infos, problems)
+        if problems.items:  # an archive past the limits is not worth judging entry by entry
+            raise InvalidInput(_summary(zip_path, problems))
+        planned = zipentries.plan(infos, constrained, reference, problems)
         if problems.items:
             raise InvalidInput(_summary(zip_path, problems))
 
         with tempfile.TemporaryDirectory(prefix=f".{name}.", dir=track_dir) as tmp:
             staging = Path(tmp) / name
             shutil.copytree(reference, staging, symlinks=False)
-            for info, rel in planned:
-                dest = staging / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(info) as src, open(dest, "wb") as out:
-                    shutil.copyfileobj(src, out, length=1 << 20)
+            _unpack(archive, planned, staging, problems)
+            if problems.items:
+                raise InvalidInput(_summary(zip_path, problems))
+            (staging / PENDING_FILE).write_text(_pending_note(zip_path, track_dir.name), encoding="utf-8")
             check_run(staging, track_dir, constrained, problems)
             if any(p.severity == "error" for p in problems.items):
                 raise InvalidInput(_summary(zip_path, problems))
             staging.rename(target)
     return target
+
+
+def _unpack(archive: zipfile.ZipFile, planned: list[tuple[zipfile.ZipInfo, str]], staging: Path,
+            problems: Problems) -> None:
+    """Stream each entry out, counting bytes against its declared size and the archive's total: the central
+    directory that the limits were checked on is the sender's word, not a fact."""
+    budget = zipentries.MAX_TOTAL_BYTES
+    for info, rel in planned:
+        dest = staging / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        limit = min(info.file_size, budget)
+        with open(dest, "wb") as out:
+            try:
+                with archive.open(info) as src:
+                    budget -= zipentries.copy_bounded(src, out, limit)
+            except zipentries.Overflow:
+                problems.error(zipentries.where(info.filename), "zip-too-large",
+                               f"{info.filename!r} unpacks past {limit:,} bytes (declared {info.file_size:,})",
+                               f"{ZIP_IT}; an entry larger than it declares is a zip bomb's")
+            except READ_ERRORS as exc:
+                if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+                    raise SpeedrunError(f"cannot write {dest}: {exc.strerror}") from None
+                problems.error(zipentries.where(info.filename), "zip-unreadable",
+                               f"{info.filename!r} cannot be unpacked ({exc})", ZIP_IT)
+        if problems.items:
+            return
+
+
+def _pending_note(zip_path: Path, track: str) -> str:
+    digest = sha256_file(zip_path)
+    return (f"# Pending: not trained yet\n\n"
+            f"Unpacked by `speedrun import-zip` from `{zip_path.name}` (sha256 `{digest}`) over the frozen reference "
+            f"of track `{track}`.\nIt holds code and a config, no results: `speedrun validate` reports it as pending "
+            f"and the leaderboard lists it without a rank.\n\n"
+            f"Organizers train it here with the frozen `python run.py`, which writes `speedrun_analysis.json` and "
+            f"`logs/`; delete this file in the commit that adds them.\n")
 
 
 def _summary(zip_path: Path, problems: Problems) -> str:
