@@ -23,6 +23,9 @@ from typing import Callable
 from validator.checker import Checker
 from validator.discover import ANALYSIS_NAMES, Targets, discover
 from validator.fingerprint import content_sha256
+from validator.checker import display_path
+from validator.loader import load_document
+from validator.problems import Problem, Problems, SpeedrunError
 from validator.result import RunResult, TrackResult
 
 from . import stats
@@ -38,6 +41,15 @@ class BuildSummary:
     invalid_runs: int
     files: int
     largest_page: tuple[str, int] = ("", 0)
+    runs_in: int = 0
+    unreadable_runs: int = 0  # no analysis could be read at all: listed among the invalid, with why
+    pending_runs: int = 0  # ZIP submissions waiting for the organizers' training
+
+    def runs_line(self) -> str:
+        """Every run folder found, accounted for: the terms always add up to the first number."""
+        line = (f"{self.runs_in} run(s) in = {self.valid_runs} valid + {self.invalid_runs} invalid + "
+                f"{self.unreadable_runs} unreadable")
+        return line + (f" + {self.pending_runs} pending" if self.pending_runs else "")
 
 
 def _fig(f: Figure) -> dict:
@@ -56,10 +68,8 @@ def _reproductions(run_dir: Path, run_id: str) -> list[dict]:
     current = content_sha256(run_dir) if paths else None
     out = []
     for path in paths:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+        # A record is the run folder's file like any other: a link out, a FIFO or a bomb is skipped, not read.
+        data = load_document(path, path.name, Problems(path.name), root=run_dir)
         if isinstance(data, dict):
             fields = ("verdict", "hardware", "date", "device", "nproc", "wall_time_seconds", "deltas")
             why = _not_counted(data, run_id, current)
@@ -201,10 +211,46 @@ def _groups(targets: Targets) -> list[_Group]:
     return groups
 
 
+def _crash_problem(file: str, exc: BaseException, doing: str) -> Problem:
+    """An unexpected exception while judging or showing one file, as that file's problem: the rest of the build goes
+    on. The message carries the exception's type, cut short, and never the file's content."""
+    return Problem(file, "$", "internal-error", f"{doing} failed: {type(exc).__name__}: {str(exc)[:160]}",
+                   "this is a bug in speedrun, not in the run: please report it with the run folder")
+
+
+def _check_one(checker: Checker, run_dir: Path) -> RunResult:
+    try:
+        return checker.check_run(run_dir)
+    except Exception as exc:  # noqa: BLE001 - one run's failure must not stop the others
+        if os.environ.get("SPEEDRUN_DEBUG"):
+            raise
+        found = [n for n in ANALYSIS_NAMES if os.path.lexists(run_dir / n)]
+        file = display_path(run_dir / (found[0] if found else ANALYSIS_NAMES[0]))
+        return RunResult(run_dir, display_path(run_dir), run_dir.name, None,
+                         problems=[_crash_problem(file, exc, "checking this run")])
+
+
+def _check_track(checker: Checker, group: _Group) -> TrackResult:
+    if group.orphan:
+        return checker.check_orphan(group.track_dir)
+    try:
+        return checker.check_track(group.track_dir)
+    except Exception as exc:  # noqa: BLE001 - one track's failure must not stop the others
+        if os.environ.get("SPEEDRUN_DEBUG"):
+            raise
+        d = group.track_dir
+        return TrackResult(d, display_path(d), d.name, None,
+                           [_crash_problem(display_path(d / "track.yaml"), exc, "checking this track")])
+
+
 def _check_group(checker: Checker, group: _Group) -> tuple[dict, dict | None]:
     """Validate and rank one track: (its data for the site, its competition or None)."""
-    t = checker.check_orphan(group.track_dir) if group.orphan else checker.check_track(group.track_dir)
-    results = sorted((checker.check_run(r) for r in group.runs), key=lambda r: r.name)
+    t = _check_track(checker, group)
+    results = sorted((_check_one(checker, r) for r in group.runs), key=lambda r: r.name)
+    return _group_data(t, results)
+
+
+def _group_data(t: TrackResult, results: list[RunResult]) -> tuple[dict, dict | None]:
     competition = None
     if t.track:
         c = t.track.competition
@@ -427,21 +473,67 @@ def _gc_paused():
             gc.enable()
 
 
-def _build_track(job: _Job, progress: Callable[[str], None] | None = None) -> dict:
-    """Validate, rank and render one track into the build folder; return its data and what was written. Runs in a
-    worker process when the build is parallel, so it takes and returns plain, picklable values."""
+def _render(job: _Job, t: TrackResult, results: list[RunResult]) -> tuple[dict, dict | None, dict[str, object]]:
+    """One track's data, competition and every file of its pages, in memory: nothing is written from a render
+    that fails halfway."""
     from .exports import track_files
     from .render import render_track
 
+    track, competition = _group_data(t, results)
+    files = dict(render_track(track, job.built_at, job.bundle_name, job.group.track_dir, job.source_url))
+    files.update(track_files(track))
+    return track, competition, files
+
+
+def _render_isolated(job: _Job, t: TrackResult, results: list[RunResult]):
+    """`_render`, surviving a bug that one run's data triggers in ranking or rendering: each valid run is then tried
+    alone, those that fail become invalid entries naming their file, and the track renders without them. A track
+    that fails even so is shown as an invalid track, with its runs listed."""
+    try:
+        return (*_render(job, t, results), results)
+    except Exception as exc:  # noqa: BLE001 - one run's failure must not stop the others
+        if os.environ.get("SPEEDRUN_DEBUG"):
+            raise
+        first = exc
+    kept = []
+    for r in results:
+        try:
+            _render(job, t, [r])
+        except Exception as exc:  # noqa: BLE001
+            file = next((f"{r.display}/{n}" for n in ANALYSIS_NAMES if os.path.lexists(r.path / n)), r.display)
+            r = RunResult(r.path, r.display, r.name, r.track_id, r.analysis, r.track,
+                          [*r.problems, _crash_problem(file, exc, "ranking or showing this run")], r.compute)
+        kept.append(r)
+    try:
+        return (*_render(job, t, kept), kept)
+    except Exception:  # noqa: BLE001
+        broken = TrackResult(t.path, t.display, t.track_id, None,
+                             [*t.problems, _crash_problem(display_path(t.path / "track.yaml"), first,
+                                                          "ranking or showing this track")])
+        return (*_render(job, broken, kept), kept)
+
+
+def _counts(results: list[RunResult]) -> dict[str, int]:
+    """Runs in = valid + invalid + unreadable + pending: unreadable runs have no analysis that could be read at all;
+    pending ones (ZIP submissions) have code and no results yet."""
+    pending = sum(1 for r in results if r.pending)
+    valid = sum(1 for r in results if r.valid)
+    unreadable = sum(1 for r in results if r.analysis is None and not r.pending)
+    return {"runs_in": len(results), "valid": valid, "pending": pending, "unreadable": unreadable,
+            "invalid": len(results) - valid - pending - unreadable}
+
+
+def _build_track(job: _Job, progress: Callable[[str], None] | None = None) -> dict:
+    """Validate, rank and render one track into the build folder; return its data and what was written. Runs in a
+    worker process when the build is parallel, so it takes and returns plain, picklable values."""
     if os.getcwd() != job.cwd:
         os.chdir(job.cwd)
     checker = Checker(tracks_root=job.runs_dir, flops=job.flops, flops_cache=job.flops_cache, progress=progress)
     writer = _Writer(job.out)
     with _gc_paused():
-        track, competition = _check_group(checker, job.group)
-        for rel, content in render_track(track, job.built_at, job.bundle_name, job.group.track_dir, job.source_url):
-            writer.write(rel, content)
-        files = track_files(track)
+        t = _check_track(checker, job.group)
+        results = sorted((_check_one(checker, r) for r in job.group.runs), key=lambda r: r.name)
+        track, competition, files, results = _render_isolated(job, t, results)
         for rel, content in files.items():
             writer.write(rel, content)
     # The rest of the build (index, leaderboard.json, feed) needs the track's summary and its export, not its
@@ -449,7 +541,7 @@ def _build_track(job: _Job, progress: Callable[[str], None] | None = None) -> di
     summary = {**track, "entries": [], "unranked": [], "invalid": [],
                "valid_runs": len(track["entries"]) + len(track["unranked"])}
     return {"track": summary, "competition": competition, "exported": files.get(f"tracks/{track['id']}.json"),
-            "count": writer.count, "largest": writer.largest}
+            "count": writer.count, "largest": writer.largest, "counts": _counts(results)}
 
 
 def default_jobs() -> int:
@@ -515,17 +607,25 @@ def build_site(runs_dir: Path, out_dir: Path, progress: Callable[[str], None] = 
         tmp.rename(out_dir)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):  # a full disk, say: the temporary folder is gone, the old site untouched
+            where = exc.filename if exc.filename and not str(exc.filename).startswith(str(tmp)) else out_dir
+            raise SpeedrunError(f"cannot write the site ({where}: {exc.strerror or exc}); "
+                                f"{out_dir} was left as it was") from exc
         raise
     tracks = data["tracks"]
     largest = max([p["largest"] for p in parts] + [writer.largest], key=lambda x: (x[1], x[0]))
+    counts = {k: sum(p["counts"][k] for p in parts) for k in ("runs_in", "valid", "invalid", "unreadable", "pending")}
     return BuildSummary(
         tracks=len(tracks),
-        valid_runs=sum(t["valid_runs"] for t in tracks),
-        invalid_runs=sum(t["invalid_count"] for t in tracks),
+        valid_runs=counts["valid"],
+        invalid_runs=counts["invalid"],
         files=writer.count + sum(p["count"] for p in parts),
         largest_page=largest,
+        runs_in=counts["runs_in"],
+        unreadable_runs=counts["unreadable"],
+        pending_runs=counts["pending"],
     )
 
 
@@ -550,6 +650,27 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
 
 
+def _retry_here(job: _Job, exc: BaseException) -> dict:
+    """A track whose worker failed: built again in this process; if that fails too, shown as an invalid track with
+    every run listed as failed, so the rest of the site is still published and every run is accounted for."""
+    try:
+        return _build_track(job)
+    except Exception as again:  # noqa: BLE001
+        d = job.group.track_dir
+        t = TrackResult(d, display_path(d), d.name, None,
+                        [_crash_problem(display_path(d / "track.yaml"), again, "building this track")])
+        results = [RunResult(r, display_path(r), r.name, None,
+                             problems=[_crash_problem(display_path(r), exc, "building this run's track")])
+                   for r in sorted(job.group.runs)]
+        track, competition, files = _render(job, t, results)
+        writer = _Writer(job.out)
+        for rel, content in files.items():
+            writer.write(rel, content)
+        summary = {**track, "invalid": [], "valid_runs": 0}
+        return {"track": summary, "competition": competition, "exported": files.get(f"tracks/{track['id']}.json"),
+                "count": writer.count, "largest": writer.largest, "counts": _counts(results)}
+
+
 def _parallel(work: list[_Job], jobs: int, progress: Callable[[str], None]) -> list[dict]:
     """Tracks in worker processes."""
     import concurrent.futures as cf
@@ -558,9 +679,14 @@ def _parallel(work: list[_Job], jobs: int, progress: Callable[[str], None]) -> l
     parts: list[dict] = []
     pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context(_start_method()))
     try:
-        futures = [pool.submit(_build_track, job) for job in work]
+        futures = {pool.submit(_build_track, job): job for job in work}
         for done, future in enumerate(cf.as_completed(futures), 1):
-            parts.append(future.result())
+            try:
+                parts.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - a worker that died (memory, a signal) or raised
+                if os.environ.get("SPEEDRUN_DEBUG"):
+                    raise
+                parts.append(_retry_here(futures[future], exc))
             progress(f"  [{done}/{len(work)}] {_done(parts[-1])}")
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on failure, queued tracks are dropped, not built

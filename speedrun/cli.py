@@ -16,6 +16,16 @@ from validator.problems import InvalidInput, SpeedrunError
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
+_doing: list[str] = []
+
+
+def _progress(msg: str) -> None:
+    """Progress on stderr; the last line is kept, so an interrupt can say what it stopped."""
+    click.echo(msg, err=True)
+    if msg.strip():
+        _doing[:] = [msg.strip().rstrip(" .")]
+
+
 def _guard(fn):
     """Turn library errors into one line and exit 2; never show a traceback unless SPEEDRUN_DEBUG is set."""
 
@@ -32,7 +42,14 @@ def _guard(fn):
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_USAGE)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            # Whatever was under way has been undone on the way out (a sandbox killed, a build's temporary folder
+            # removed); say what it was.
+            doing = f" while {_doing[-1]}" if _doing else ""
+            click.echo(f"interrupted{doing}; nothing was left half-written", err=True)
+            sys.exit(EXIT_USAGE)
+        except OSError as exc:  # a full disk, a read-only folder: name the path, as the user must act on it
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
             sys.exit(EXIT_USAGE)
         except Exception as exc:  # noqa: BLE001 - the boundary: anything unexpected is an internal error
             if os.environ.get("SPEEDRUN_DEBUG"):
@@ -127,7 +144,7 @@ def validate(paths: tuple[Path, ...], fmt: str, tracks_root: Path | None, output
 
     _need_sandbox(flops)
     checker = Checker(tracks_root=tracks_root, flops=flops, limits=Limits(timeout_s=timeout),
-                      progress=lambda msg: click.echo(msg, err=True))
+                      progress=_progress)
     if changed:
         if paths:
             raise click.UsageError("--changed finds the run folders itself; give no PATHS with it")
@@ -278,12 +295,10 @@ def build(runs_dir: Path, out_dir: Path, flops: bool, cache_dir: Path, charts: b
     from leaderboard.build import build_site
 
     _need_sandbox(flops)
-    summary = build_site(runs_dir, out_dir, progress=lambda msg: click.echo(msg, err=True), flops=flops,
+    summary = build_site(runs_dir, out_dir, progress=_progress, flops=flops,
                          flops_cache=cache_dir / "flops", charts=charts, jobs=jobs, source_url=source_url)
-    click.echo(
-        f"built {out_dir}/: {summary.tracks} track(s), {summary.valid_runs} ranked run(s), "
-        f"{summary.invalid_runs} invalid run(s) listed with their errors"
-    )
+    click.echo(f"built {out_dir}/: {summary.tracks} track(s); {summary.runs_line()}; invalid and unreadable runs "
+               "are listed with their errors")
 
 
 @cli.command()
@@ -298,7 +313,7 @@ def serve(storage_path: str, port: int, host: str, flops: bool) -> None:
     from leaderboard.serve import Leaderboard
 
     _need_sandbox(flops)
-    board = Leaderboard(storage_path, host, port, progress=lambda msg: click.echo(msg, err=True), flops=flops)
+    board = Leaderboard(storage_path, host, port, progress=_progress, flops=flops)
     s = board.summary
     click.echo(f"{s.tracks} track(s), {s.valid_runs} run(s) ranked or listed, {s.invalid_runs} invalid")
     click.echo(f"serving the leaderboard at {board.url} (Ctrl-C to stop)")
@@ -335,7 +350,7 @@ def reproduce(run_dir: Path, device: str, nproc: int, seeds: tuple[int, ...], ti
     _need_sandbox(True)
     report = do_reproduce(run_dir, Checker(), device=device, nproc=nproc, seeds=list(seeds) or None,
                           timeout_s=timeout, record=record, head_sha=head_sha, pr=pr, workflow_run=workflow_run,
-                          progress=lambda msg: click.echo(msg, err=True))
+                          progress=_progress)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

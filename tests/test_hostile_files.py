@@ -81,6 +81,7 @@ ANALYSIS_CASES = {
     "fifo": ("speedrun_analysis.json", os.mkfifo, "not-regular-file", "$"),
     "folder": ("speedrun_analysis.json", lambda p: p.mkdir(), "not-regular-file", "$"),
     "dangling-link": ("speedrun_analysis.json", lambda p: os.symlink("nowhere.json", p), "broken-link", "$"),
+    "link-loop": ("speedrun_analysis.json", lambda p: os.symlink(p.name, p), "unreadable", "$"),
     "json-1000-deep": ("speedrun_analysis.json", lambda p: p.write_text('{"notes": ' + "[" * 1000 + "]" * 1000 + "}"),
                        "too-deep", "$"),
     "json-100000-deep": ("speedrun_analysis.json", lambda p: p.write_text("[" * 100_000 + "]" * 100_000),
@@ -132,6 +133,16 @@ def test_link_to_a_secret_is_refused_without_echoing_it(tmp_path):
             out = subprocess.run([sys.executable, "-m", "speedrun", "validate", "--no-flops", "--format", fmt,
                                   str(run)], capture_output=True, text=True, timeout=60)
             assert "SECRET" not in out.stdout + out.stderr and "root:x" not in out.stdout + out.stderr, fmt
+
+
+def test_a_loop_of_links_elsewhere_in_the_run_is_not_a_crash(tmp_path):
+    """pathlib's resolve() raises RuntimeError on a loop; the checks must not."""
+    _root, _track, run = _tree(tmp_path)
+    os.symlink("loop-b", run / "loop-a")
+    os.symlink("loop-a", run / "loop-b")
+    code, report, stderr = _validate(run)
+    assert "internal error" not in stderr and "Traceback" not in stderr
+    assert code in (0, 1)
 
 
 def test_alias_bomb_is_refused_before_it_is_built():

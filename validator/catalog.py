@@ -6,7 +6,15 @@ from __future__ import annotations
 CATALOG: dict[str, str] = {
     # loading and schema
     "unreadable": "the file cannot be read",
-    "file-too-large": "the analysis file is larger than the limit",
+    "file-too-large": "the file is larger than the limit (checked before reading)",
+    "not-regular-file": "the file is a folder, FIFO, socket or device, not a regular file (it is not read)",
+    "broken-link": "the file is a symbolic link to nothing",
+    "too-deep": "the document nests deeper than 32 levels",
+    "number-too-large": "an integer has more than 40 digits",
+    "yaml-aliases": "YAML aliases are too many, recursive, or expand the document too far (an alias bomb)",
+    "yaml-tag": "a YAML tag outside the core schema (!!binary, !!set, !!python/..., custom tags)",
+    "internal-error": "judging or showing this file raised an unexpected error (a bug in speedrun; the rest of the "
+                      "build goes on)",
     "not-text": "the file is binary or not UTF-8",
     "parse-error": "the file is not valid JSON or YAML",
     "duplicate-key": "a key appears twice in one object",
@@ -17,6 +25,7 @@ CATALOG: dict[str, str] = {
     "wrong-type": "a value has the wrong type",
     "out-of-range": "a number is outside the range the format allows",
     "too-few-items": "a list or map has too few entries",
+    "too-many-items": "a list has more entries than the format allows",
     "empty-value": "a text field is empty",
     "invalid-value": "a value is not one of the allowed values",
     "invalid-format": "a value does not match the required format",
@@ -61,6 +70,8 @@ CATALOG: dict[str, str] = {
     "path-escape": "a path is absolute, uses '..', or a symlink leaves the run folder",
     "date-in-future": "the run's date is after today",
     "samples-log-mismatch": "the samples count in the logs disagrees with samples seen",
+    "metric-log-mismatch": "a metric value (curve point or final) differs from the value the run's logs recorded",
+    "metric-not-in-log": "the run names logs, but no line of its seed's logs states a metric value it claims",
     # compute accounting
     "flops-no-entrypoint": "a FLOPs-budget track needs model.entrypoint to recount FLOPs",
     "flops-entrypoint-missing": "the entrypoint file or function does not exist",

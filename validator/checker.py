@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from . import frozen, schemas
 from .compute.accounting import account
 from .compute.sandbox import Limits
-from .discover import ANALYSIS_NAMES, TRACK_FILE, Targets, discover
+from .discover import ANALYSIS_NAMES, TRACK_FILE, Targets, discover, is_track_dir
 from .loader import load_document_text
 from .models import RunAnalysis, Track
 from .problems import InvalidInput, Problems, json_path
@@ -112,18 +112,18 @@ class Checker:
     def _track_for(self, run_dir: Path, track_id: str | None) -> tuple[TrackResult | None, bool]:
         """The run's track and whether the run sits inside that track's folder."""
         parent = run_dir.parent
-        if (parent / TRACK_FILE).is_file():
+        if is_track_dir(parent):
             return self.check_track(parent), True
         roots = [r for r in (self.tracks_root, parent.parent) if r is not None]
         if track_id:
             for root in roots:
-                if (root / track_id / TRACK_FILE).is_file():
+                if is_track_dir(root / track_id):
                     return self.check_track(root / track_id), False
         return None, False
 
     def check_run(self, run_dir: Path) -> RunResult:
         result = RunResult(run_dir, display_path(run_dir), run_dir.name, None)
-        found = [n for n in ANALYSIS_NAMES if (run_dir / n).exists()]
+        found = [n for n in ANALYSIS_NAMES if os.path.lexists(run_dir / n)]
         if not found:
             track, _ = self._track_for(run_dir, None)
             p = Problems(display_path(run_dir / frozen.PENDING_FILE))
@@ -172,7 +172,7 @@ class Checker:
 
     def load_claim(self, run_dir: Path) -> tuple[Path, RunAnalysis, Track]:
         """A run folder's analysis file, its valid model and its valid track, or InvalidInput saying what is wrong."""
-        file = next((run_dir / n for n in ANALYSIS_NAMES if (run_dir / n).is_file()), None)
+        file = next((run_dir / n for n in ANALYSIS_NAMES if os.path.lexists(run_dir / n)), None)
         if file is None:
             raise InvalidInput(f"{run_dir}: no speedrun_analysis.json; nothing is claimed yet (run its run.py first)")
         problems = Problems(display_path(file))

@@ -34,9 +34,11 @@ def refusal(path: Path, root: Path) -> tuple[str, str, str] | None:
                     "replace the link by the file itself")
         try:
             st = os.stat(path)
-        except OSError:
+        except FileNotFoundError:
             return "broken-link", f"{name} is a symbolic link to a file that does not exist", \
                 "replace the link by the file itself"
+        except OSError as exc:  # a loop of links, say
+            return "unreadable", f"cannot read {name}: {exc.strerror or exc}", "replace the link by the file itself"
     if not stat.S_ISREG(st.st_mode):
         kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
                 else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device")
