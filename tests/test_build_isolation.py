@@ -20,6 +20,7 @@ from bs4 import BeautifulSoup
 
 from conftest import REPO
 from leaderboard import build as build_mod
+from leaderboard import trackdata
 from validator.checker import Checker
 
 SRC = REPO / "runs" / "digits-classification"
@@ -134,14 +135,14 @@ def test_unexpected_exception_in_one_run_is_an_invalid_entry(tmp_path, monkeypat
 
 def test_a_run_that_breaks_the_ranking_is_isolated(tmp_path, monkeypatch):
     runs = _tree_of_three(tmp_path)
-    real = build_mod._entry
+    real = trackdata._entry
 
     def buggy(entry, result):
         if entry.name == "charlie":
             raise ZeroDivisionError("a bug stand-in")
         return real(entry, result)
 
-    monkeypatch.setattr(build_mod, "_entry", buggy)
+    monkeypatch.setattr(trackdata, "_entry", buggy)
     monkeypatch.chdir(tmp_path)
     summary = build_mod.build_site(runs, tmp_path / "site", jobs=1, charts=False)
     assert (summary.runs_in, summary.valid_runs, summary.invalid_runs) == (3, 2, 1)
