@@ -334,6 +334,11 @@ def write_run(run_dir: Path, analysis: dict) -> None:
     steps = analysis["training"]["steps"]
     per_step = analysis["compute"]["samples_seen"] // max(1, steps)
     lines = [f"step {s} samples={s * per_step}" for s in range(0, steps, max(1, steps // 8))]
+    for r in analysis["results"]:  # every evaluation and final value, as the validator reads them (CONTRIBUTING.md)
+        who = f"seed {r['seed']}" + (f" setting {r['setting']}" if r.get("setting") else "")
+        lines += [f"{who} samples {p['samples']} " + " ".join(f"{k} {v}" for k, v in p.items() if k != "samples")
+                  for p in r["curve"]]
+        lines.append(f"{who} done " + " ".join(f"{k} {v}" for k, v in r["final"].items()))
     lines.append(f"done samples={analysis['compute']['samples_seen']}")
     (run_dir / "logs" / "train.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
 

@@ -1,6 +1,7 @@
 """The built site in a real headless Chromium (Debian's, driven by Playwright), opened from file://."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def site(tmp_path_factory):
             p["val_top1"] = round(p["val_top1"] - 0.004, 6)
         r["final"]["val_top1"] = r["curve"][-1]["val_top1"]
     (other / "speedrun_analysis.json").write_text(json.dumps(data))
+    for log in (other / "logs").glob("*.log"):  # its logs say so too, or the claim would not be valid
+        log.write_text(re.sub(r"(val_top1 )(\d\.\d+)", lambda m: f"{m[1]}{float(m[2]) - 0.004:.4f}", log.read_text()))
     out = tmp / "site"
     build_site(runs, out, flops=False)
     return out

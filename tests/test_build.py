@@ -1,6 +1,7 @@
 """`speedrun build`: read the produced site by its HTML structure."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,8 @@ def tree(tmp_path):
             p["val_top1"] = round(p["val_top1"] - 0.01, 6)
         r["final"]["val_top1"] = r["curve"][-1]["val_top1"]
     (sneaky / "speedrun_analysis.json").write_text(json.dumps(data))
+    for log in (sneaky / "logs").glob("*.log"):  # its logs say so too, or the claim would not be valid
+        log.write_text(re.sub(r"(val_top1 )(\d\.\d+)", lambda m: f"{m[1]}{float(m[2]) - 0.01:.4f}", log.read_text()))
     return runs
 
 

@@ -2,7 +2,8 @@
 
 The script contract (CONTRIBUTING.md): `python run.py --seeds S... --device cpu|cuda --out DIR` writes
 `DIR/speedrun_analysis.json` and `DIR/logs/`. Each seed runs on its own, so progress shows seed by seed; with
-`nproc > 1` the script is started under torchrun. Nothing in the run folder changes unless `record` is asked for and
+`nproc > 1` the script is started under torchrun. A claim that `speedrun validate` rejects is refused before
+anything runs. Nothing in the run folder changes unless `record` is asked for and
 the reproduction agrees; the record then names the run (`<track>/<run>`) and the content hash of its folder
 (validator/fingerprint.py), so the site counts it only for that run as it was reproduced.
 """
@@ -78,6 +79,12 @@ def load_claim(run_dir: Path, checker: Checker) -> tuple[RunAnalysis, Track]:
     file, analysis, track = checker.load_claim(run_dir)
     if analysis.files.script is None:
         raise InvalidInput(f"{file}::$.files.script: the run names no script (a cited result cannot be rerun)")
+    # A rerun only confirms a claim that stands on its own: one its logs contradict (metric-log-mismatch) could
+    # still land inside the track's tolerance and be recorded as reproduced.
+    errors = checker.check_run(run_dir).errors
+    if errors:
+        raise InvalidInput(f"{errors[0].line()}; the claim is invalid ({len(errors)} error(s)) and is not rerun: "
+                           f"run `speedrun validate {run_dir}` and fix it first")
     return analysis, track
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from . import logclaims
 from .catalog import CATALOG  # noqa: F401 - re-exported: callers import the catalog from here
 from .discover import ANALYSIS_NAMES
 from .models import RunAnalysis, Track
@@ -29,6 +30,7 @@ class RunContext:
     # Relative (POSIX) paths of every symlink in the run folder, as symlink_escapes() found them; None when not
     # scanned, and then path checks ask the file system.
     symlinks: frozenset[str] | None = None
+    logs: list[tuple[int, str, str | None]] | None = None  # logclaims.read(): each named log, read once
 
 
 Check = Callable[[RunContext], None]
@@ -317,6 +319,11 @@ def baseline(ctx: RunContext) -> None:
 
 
 _LOG_SAMPLES = re.compile(r"\bsamples(?:_seen)?[=: ]\s*(\d[\d,]*)")
+def _logs(ctx: RunContext) -> list[tuple[int, str, str | None]]:
+    if ctx.logs is None:
+        ctx.logs = logclaims.read(ctx.run_dir, ctx.run.files.logs,
+                                  lambda rel: _inside(ctx.run_dir, rel, ctx.symlinks)[0])
+    return ctx.logs
 
 
 @check
@@ -324,12 +331,8 @@ def logs_agree(ctx: RunContext) -> None:
     """The largest sample count the logs mention must be the run's samples seen (when logs mention any)."""
     expected = max([ctx.run.compute.samples_seen] + [r.samples_seen for r in ctx.run.results if r.samples_seen])
     found = []
-    for i, rel in enumerate(ctx.run.files.logs):
-        path = ctx.run_dir / rel
-        if not _inside(ctx.run_dir, rel, ctx.symlinks)[0] or not path.is_file() or path.stat().st_size > 50 * 2**20:
-            continue
-        text = path.read_text(encoding="utf-8", errors="replace")
-        values = [int(m.group(1).replace(",", "")) for m in _LOG_SAMPLES.finditer(text)]
+    for i, _rel, text in _logs(ctx):
+        values = [int(m.group(1).replace(",", "")) for m in _LOG_SAMPLES.finditer(text or "")]
         if values:
             found.append((i, max(values)))
     if found and max(v for _, v in found) != expected:
@@ -337,6 +340,14 @@ def logs_agree(ctx: RunContext) -> None:
         ctx.problems.error(f"$.files.logs[{i}]", "samples-log-mismatch",
                            f"the logs count up to {v:,} samples but the analysis claims {expected:,}",
                            "regenerate the analysis with the same run that wrote the logs")
+
+
+@check
+def metrics_logged(ctx: RunContext) -> None:
+    """Every metric value claimed must be what the logs recorded (logclaims.py); runs naming no logs are cited."""
+    logs = _logs(ctx)
+    if logs and all(text is not None for _i, _rel, text in logs):  # else file-missing/path-escape says why
+        logclaims.check(ctx.run, ctx.track, [(rel, text) for _i, rel, text in logs], ctx.problems)
 
 
 def symlink_escapes(run_dir: Path, problems: Problems) -> frozenset[str]:

@@ -157,7 +157,12 @@ class Files(StrictModel):
         default="run.py", description="The training script, relative to the run folder; null only for cited results."
     )
     readme: str | None = Field(default=None, description="Write-up of the approach.")
-    logs: list[str] = Field(default_factory=list, description="Training logs, relative to the run folder.")
+    logs: list[str] = Field(
+        default_factory=list,
+        description="Training logs, relative to the run folder. Once named, they must state every metric value "
+                    "the analysis claims, as `seed N [setting S] ... samples N <metric> <value>` lines "
+                    "(CONTRIBUTING.md, Logs).",
+    )
     config: str | None = Field(default=None, description="Hyperparameter config file (constrained tracks).")
     artifacts: list[str] = Field(default_factory=list, description="Other files the run ships (plots, small checkpoints).")
 
