@@ -63,6 +63,7 @@ CATALOG: dict[str, str] = {
     "missing-flops-claim": "a FLOPs-budget track needs compute.flops",
     "missing-training": "the training configuration is missing (required on standard boards)",
     "missing-script": "the run names no training script (required on standard boards)",
+    "missing-logs": "the run names no training log (required on standard boards: metrics are checked against them)",
     "source-not-allowed": "a cited result on a standard board",
     "missing-source": "an unconstrained board needs a citation for each result",
     "unknown-baseline": "the baseline run does not exist on the track",

@@ -97,6 +97,9 @@ def board(ctx: RunContext) -> None:
                     "have run.py write optimizer, batch, steps, schedule and augmentations")
         if run.files.script is None:
             p.error("$.files.script", "missing-script", "no training script is named", "ship run.py and name it here")
+        if not run.files.logs:  # the metric values are checked against the logs: without them nothing ties them down
+            p.error("$.files.logs", "missing-logs", "no training log is named",
+                    "ship the logs run.py wrote (one per seed, stating each evaluation) and list them here")
     elif run.source is None:
         p.error("$.source", "missing-source", "results on an unconstrained board need a citation",
                 "add source: {title, url} of the paper or repository that reports the result")
@@ -177,6 +180,11 @@ def metrics(ctx: RunContext) -> None:
                 value(f"$.results[{i}].curve[{j}].{k}", k, v)
 
 
+def _listing(values: list[int], most: int = 12) -> str:
+    shown = ", ".join(f"{x:,}" for x in values[:most])
+    return shown + (f" and {len(values) - most:,} more" if len(values) > most else "")
+
+
 @check
 def curves(ctx: RunContext) -> None:
     p, run, track = ctx.problems, ctx.run, ctx.track
@@ -203,7 +211,7 @@ def curves(ctx: RunContext) -> None:
             for m in milestones:
                 if m <= seen and m not in have:
                     p.error(f"{base}.curve", "missing-checkpoint", f"no point at checkpoint {m:,} samples",
-                            f"evaluate at every checkpoint: {', '.join(f'{x:,}' for x in milestones)}")
+                            f"evaluate at every checkpoint: {_listing(milestones)}")
             if not track.checkpoints.allow_extra:
                 allowed = set(milestones) | {seen}
                 for j, s in enumerate(samples):
@@ -285,8 +293,10 @@ def _inside(run_dir: Path, rel: str, symlinks: frozenset[str] | None = None) -> 
         linked = any(os.path.islink(os.path.join(run_dir, pre)) for pre in prefixes)
     if linked:
         target = run_dir / rel
-        real = target.resolve()
-        if real != run_dir.resolve() and run_dir.resolve() not in real.parents:
+        # realpath, not Path.resolve(): a loop of links raises RuntimeError there, and a run may hold one.
+        real = Path(os.path.realpath(target))
+        root = Path(os.path.realpath(run_dir))
+        if real != root and root not in real.parents:
             return False, "leaves the run folder through a symlink"
     return True, ""
 
@@ -366,8 +376,8 @@ def symlink_escapes(run_dir: Path, problems: Problems) -> frozenset[str]:
             # DirEntry answers from the directory listing itself: no stat per file on the common, link-free path.
             if entry.is_symlink():
                 links.append(rel)
-                root = root or run_dir.resolve()
-                real = Path(entry.path).resolve()
+                root = root or Path(os.path.realpath(run_dir))
+                real = Path(os.path.realpath(entry.path))
                 if real != root and root not in real.parents:
                     problems.error(f"$files['{rel}']", "path-escape", f"symlink {rel!r} points outside the run folder",
                                    "replace the link by the file itself")
