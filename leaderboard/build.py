@@ -269,13 +269,25 @@ def _retry_here(job: _Job, exc: BaseException) -> dict:
                 "count": writer.count, "largest": writer.largest, "counts": isolation.counts(results)}
 
 
+def _exit_quietly(_signum, _frame) -> None:
+    raise SystemExit(130)  # unwinds (a sandbox is killed on the way out) without a worker's traceback on the terminal
+
+
+def _quiet_on_interrupt() -> None:
+    """Ctrl-C reaches every process of the terminal's group: the parent reports it once; a worker just stops."""
+    import signal
+
+    signal.signal(signal.SIGINT, _exit_quietly)
+
+
 def _parallel(work: list[_Job], jobs: int, progress: Callable[[str], None]) -> list[dict]:
     """Tracks in worker processes."""
     import concurrent.futures as cf
     import multiprocessing as mp
 
     parts: list[dict] = []
-    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context(_start_method()))
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context(_start_method()),
+                                  initializer=_quiet_on_interrupt)
     try:
         futures = {pool.submit(_build_track, job): job for job in work}
         for done, future in enumerate(cf.as_completed(futures), 1):
