@@ -28,6 +28,9 @@ class Base:
     rel: str  # path under runs/
     data: object = field(repr=False, compare=False)
 
+    def _repr_pretty_(self, printer, _cycle) -> None:  # Hypothesis prints a falsifying example with this, not repr()
+        printer.text(repr(self))
+
 
 @functools.lru_cache(maxsize=None)
 def bases() -> tuple[Base, ...]:
@@ -183,6 +186,9 @@ class DocCase:
         return (f"DocCase({self.base.rel!r} as {self.name!r} ({self.form}), edits={self.edits!r}, "
                 f"byte_edits={[e if len(repr(e)) < 80 else e[0] for e in self.byte_edits]!r}, "
                 f"{len(self.content):,} bytes: {head!r})")
+
+    def _repr_pretty_(self, printer, _cycle) -> None:  # Hypothesis prints a falsifying example with this, not repr()
+        printer.text(repr(self))
 
 
 @st.composite

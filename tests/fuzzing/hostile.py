@@ -30,6 +30,9 @@ class FsCase:
     def __repr__(self) -> str:
         return f"FsCase({self.title!r})"
 
+    def _repr_pretty_(self, printer, _cycle) -> None:  # Hypothesis prints a falsifying example with this, not repr()
+        printer.text(repr(self))
+
 
 def _link(to: str) -> Callable[[Path], None]:
     return lambda p: p.symlink_to(to)

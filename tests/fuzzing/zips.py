@@ -61,6 +61,9 @@ class Extra:
         what = self.content if len(self.content) <= 24 else f"{len(self.content):,} bytes"
         return f"Extra({self.name!r}, {self.kind}, {what!r}, {'deflated' if self.deflate else 'stored'})"
 
+    def _repr_pretty_(self, printer, _cycle) -> None:  # Hypothesis prints a falsifying example with this, not repr()
+        printer.text(repr(self))
+
 
 EXTRAS = st.builds(Extra, NAMES, st.sampled_from(["file", "file", "dir", "symlink", "encrypted"]), CONTENTS,
                    st.booleans())
@@ -114,6 +117,9 @@ class ZipCase:
     def __repr__(self) -> str:
         return (f"ZipCase(wrapper={self.wrapper!r}, dropped={self.dropped!r}, extras={self.extras!r}, "
                 f"extras_first={self.extras_first}, damage={self.damage!r}, {len(self.content):,} bytes)")
+
+    def _repr_pretty_(self, printer, _cycle) -> None:  # Hypothesis prints a falsifying example with this, not repr()
+        printer.text(repr(self))
 
 
 def make_zip(wrapper: str, dropped: list, extras: list, extras_first: bool = False, damage: tuple | None = None,
