@@ -74,7 +74,9 @@ class _Writer:
         return os.path.join(self.root, rel)
 
     def write(self, rel: str, content: str | bytes) -> None:
-        raw = content if isinstance(content, bytes) else content.encode("utf-8")
+        # A folder name that is not UTF-8 reaches Python as surrogate escapes: shown as `\udcff`, so every page and
+        # export stays valid UTF-8.
+        raw = content if isinstance(content, bytes) else content.encode("utf-8", "backslashreplace")
         with open(self._folder(rel), "wb") as f:
             f.write(raw)
         self.count += 1

@@ -175,3 +175,15 @@ def test_a_worker_that_dies_is_rebuilt_here(tmp_path, monkeypatch):
     summary = build_mod.build_site(runs, tmp_path / "site", jobs=2, charts=False)
     assert summary.tracks == 2 and summary.runs_in == 2 and summary.valid_runs == 2
     assert (tmp_path / "site" / "tracks" / "digits-reconstruction.html").is_file()
+
+
+def test_a_folder_name_that_is_not_utf8_is_listed_not_fatal(tmp_path):
+    """git stores any bytes as a name; Python reads them as surrogate escapes, which a UTF-8 page cannot hold."""
+    runs = _tree_of_three(tmp_path)
+    shutil.copytree(runs / SRC.name / "alpha", os.fsdecode(bytes(runs / SRC.name) + b"/bad\xffname"))
+    proc = _build(runs, tmp_path / "site")
+    assert proc.returncode == 0, proc.stderr
+    assert _count_line(proc.stdout) == {"in": 4, "valid": 3, "invalid": 1, "unreadable": 0, "pending": 0}
+    export = json.loads((tmp_path / "site" / "tracks" / f"{SRC.name}.json").read_text())
+    [bad] = export["invalid"]
+    assert "[name-mismatch]" in bad["errors"][0]

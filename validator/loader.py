@@ -62,6 +62,19 @@ def _normalise(value: Any, parts: list, problems: Problems) -> Any:
     return value
 
 
+# JSON's \uD800 and YAML's \uD800 / \U0000D800 escapes decode to half a character, which passes every check and
+# then stops the build at the first write of the text. Only a text holding such an escape pays for the test.
+_SURROGATE_ESCAPE = re.compile(r"\\(?:u[dD][89a-fA-F][0-9a-fA-F]{2}|U0000[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def _encodable(data: Any) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def load_document(path: Path, display: str, problems: Problems, root: Path | None = None) -> Any | None:
     """Parse `path` (JSON, or YAML by suffix). Returns None, with problems recorded, if it cannot be read at all."""
     return load_document_text(path, display, problems, root)[0]
@@ -204,6 +217,10 @@ def load_document_text(path: Path, display: str, problems: Problems,
 
     if data is None:
         problems.error("$", "empty-document", "file is empty", f"regenerate {path.name} with run.py")
+        return None, None
+    if _SURROGATE_ESCAPE.search(text) and not _encodable(data):
+        problems.error("$", "not-text", "a \\u escape is half of a UTF-16 pair (a lone surrogate), which no UTF-8 file "
+                       "can hold", "write the character itself, or both halves of its escape")
         return None, None
     if path.suffix == ".json" and not non_finite:
         # JSON keys are strings and JSON has no dates: with no NaN/Infinity (spelled out, or a literal too big for a

@@ -184,7 +184,7 @@ def _meant_branch(error: jsonschema.ValidationError) -> list[jsonschema.Validati
         if prop not in error.instance:
             return [jsonschema.ValidationError(f"{prop!r} is a required property", validator="required", path=here)]
         tag = error.instance[prop]
-        if tag not in mapping:
+        if not isinstance(tag, str) or tag not in mapping:  # a list or mapping here is unhashable
             return [jsonschema.ValidationError(f"{tag!r} is not one of {sorted(mapping)}", validator="enum",
                                                path=[*here, prop], instance=tag)]
         for i, sub in enumerate(error.validator_value):

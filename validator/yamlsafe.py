@@ -141,6 +141,12 @@ def load(text: str):
         if node is None:
             return None
         _check(node)
-        return loader.construct_document(node)
+        try:
+            return loader.construct_document(node)
+        except (KeyError, IndexError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+            # A core tag on a value it cannot hold (`!!bool maybe`, `!!int ''`, `!!map [1]`, a 13th month): PyYAML's
+            # constructors raise whatever their first failing step does.
+            raise YamlRefused("parse-error", f"a value cannot be read as the type its tag or form names "
+                              f"({type(exc).__name__})", "write plain values; dates as YYYY-MM-DD") from None
     finally:
         loader.dispose()

@@ -31,9 +31,19 @@ def where(name: str) -> str:
     return f"$entries[{name!r}]"
 
 
+def is_dir(info: zipfile.ZipInfo) -> bool:
+    return info.filename.endswith("/")  # ZipInfo.is_dir() indexes the name, and a hostile entry's may be empty
+
+
 def _unsafe(info: zipfile.ZipInfo) -> str | None:
     name = info.filename
-    path = name[:-1] if info.is_dir() else name
+    if not name.strip("/"):
+        return "has an empty name"
+    # Past these the file system refuses the path while unpacking (ENAMETOOLONG), after the checks said yes.
+    if len(name.encode("utf-8", "surrogateescape")) > 1024 or any(
+            len(part.encode("utf-8", "surrogateescape")) > 255 for part in name.split("/")):
+        return "has a name too long for a file system (255 bytes a part, 1,024 in all)"
+    path = name[:-1] if is_dir(info) else name
     parts = path.split("/")
     if stat.S_ISLNK(info.external_attr >> 16):
         return "is a symbolic link"
@@ -47,14 +57,14 @@ def _unsafe(info: zipfile.ZipInfo) -> str | None:
         return "is not a plain relative path (a '.' or an empty folder name in it)"
     if info.flag_bits & 0x1:
         return "is encrypted"
-    if not info.is_dir() and info.compress_type not in METHODS:
+    if not is_dir(info) and info.compress_type not in METHODS:
         return f"uses compression method {info.compress_type}; only stored and deflated entries are unpacked"
     return None
 
 
 def check_limits(infos: list[zipfile.ZipInfo], problems: Problems) -> None:
     """Count and sizes as the central directory declares them; the copy enforces them again while streaming."""
-    files = [i for i in infos if not i.is_dir()]
+    files = [i for i in infos if not is_dir(i)]
     if len(files) > MAX_FILES:
         problems.error("$entries", "zip-too-many-files", f"{len(files):,} files; the limit is {MAX_FILES:,}",
                        f"{ONLY}: leave data, checkpoints and caches out")
@@ -89,13 +99,13 @@ def plan(infos: list[zipfile.ZipInfo], constrained: Constrained, reference: Path
                            "zip only regular files, with plain relative paths, stored or deflated, unencrypted")
         else:
             safe.append(info)
-    root = _wrapper([i.filename for i in safe if not i.is_dir()], constrained)
+    root = _wrapper([i.filename for i in safe if not is_dir(i)], constrained)
     entries = [(i, i.filename[len(root):]) for i in safe if i.filename.startswith(root)]
     entries = [(i, rel.rstrip("/")) for i, rel in entries if rel.rstrip("/")]
     planned = []
     allowed = ", ".join(constrained.editable + [constrained.config])
     for info, rel in entries:
-        if info.is_dir():
+        if is_dir(info):
             continue
         if rel in RUN_OWN or (rel.split("/", 1)[0] in RUN_OWN_DIRS and "/" in rel):
             problems.error(where(info.filename), "zip-claims-results", f"{rel} belongs to the run's record (results, "
@@ -126,7 +136,7 @@ def _conflicts(entries: list[tuple[zipfile.ZipInfo, str]], reference: Path, prob
         parts = key.split("/")
         for i in range(1, len(parts)):
             folders.setdefault("/".join(parts[:i]), info.filename)
-        if info.is_dir():
+        if is_dir(info):
             folders.setdefault(key, info.filename)
             continue
         if key in files:
