@@ -202,6 +202,8 @@ PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#f
 
 
 def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    if not math.isfinite(hi - lo):  # values near ±1.8e308 (legal floats) overflow the span: no sensible ticks
+        return []
     if hi <= lo:
         return [lo]
     step = 10 ** math.floor(math.log10((hi - lo) / n))

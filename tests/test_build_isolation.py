@@ -187,3 +187,20 @@ def test_a_folder_name_that_is_not_utf8_is_listed_not_fatal(tmp_path):
     export = json.loads((tmp_path / "site" / "tracks" / f"{SRC.name}.json").read_text())
     [bad] = export["invalid"]
     assert "[name-mismatch]" in bad["errors"][0]
+
+
+def test_a_trace_of_extreme_floats_renders(tmp_path, monkeypatch):
+    """Found by the fuzzer: ±1.8e308 in a trace overflowed the chart's tick span (an OverflowError, caught only by
+    the build's safety net as an internal error)."""
+    runs = tmp_path / "runs"
+    shutil.copytree(SRC, runs / SRC.name, ignore=shutil.ignore_patterns("__pycache__", "reproductions", "ast-5pct",
+                                                                       "ast-15pct", "ast-20pct"))
+    path = runs / SRC.name / "ast-10pct" / "speedrun_analysis.json"
+    data = json.loads(path.read_text())
+    trace = data["results"][0]["trace"]["activation_rate"]
+    trace[0], trace[1] = 1.7976931348623157e308, -1.7976931348623157e308
+    path.write_text(json.dumps(data))
+    monkeypatch.chdir(tmp_path)
+    summary = build_mod.build_site(runs, tmp_path / "site", jobs=1, charts=False)
+    assert (summary.runs_in, summary.valid_runs, summary.invalid_runs) == (2, 2, 0)
+    assert "internal-error" not in (tmp_path / "site" / "runs" / SRC.name / "ast-10pct.html").read_text()
