@@ -130,14 +130,18 @@ def _build_track(job: _Job, progress: Callable[[str], None] | None = None) -> di
     if os.getcwd() != job.cwd:
         os.chdir(job.cwd)
     checker = Checker(tracks_root=job.runs_dir, flops=job.flops, flops_cache=job.flops_cache, progress=progress)
-    writer = _Writer(job.out)
     with _gc_paused():
         t, results = isolation.check_group(checker, job.group)
-        track, competition, files, results = isolation.render_isolated(functools.partial(_render, job), t, results)
-        for rel, content in files.items():
-            writer.write(rel, content)
-    # The rest of the build (index, leaderboard.json, feed) needs the track's summary and its export, not its
-    # thousands of entries: sending less back from a worker saves pickling them twice.
+        return _written(job, *isolation.render_isolated(functools.partial(_render, job), t, results))
+
+
+def _written(job: _Job, track: dict, competition: dict | None, files: dict, results: list[RunResult]) -> dict:
+    """Write a rendered track; return what the rest of the build needs of it. The index, leaderboard.json and the
+    feed need the track's summary and its export, not its thousands of entries: sending less back from a worker
+    saves pickling them twice."""
+    writer = _Writer(job.out)
+    for rel, content in files.items():
+        writer.write(rel, content)
     summary = {**track, "entries": [], "unranked": [], "invalid": [],
                "valid_runs": len(track["entries"]) + len(track["unranked"])}
     return {"track": summary, "competition": competition, "exported": files.get(f"tracks/{track['id']}.json"),
@@ -262,13 +266,7 @@ def _retry_here(job: _Job, exc: BaseException) -> dict:
         results = [RunResult(r, display_path(r), r.name, None,
                              problems=[isolation.crash_problem(display_path(r), exc, "building this run's track")])
                    for r in sorted(job.group.runs)]
-        track, competition, files = _render(job, t, results)
-        writer = _Writer(job.out)
-        for rel, content in files.items():
-            writer.write(rel, content)
-        summary = {**track, "invalid": [], "valid_runs": 0}
-        return {"track": summary, "competition": competition, "exported": files.get(f"tracks/{track['id']}.json"),
-                "count": writer.count, "largest": writer.largest, "counts": isolation.counts(results)}
+        return _written(job, *_render(job, t, results), results)
 
 
 def _exit_quietly(_signum, _frame) -> None:

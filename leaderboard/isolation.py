@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from validator.checker import Checker, display_path
-from validator.discover import ANALYSIS_NAMES
+from validator.discover import ANALYSIS_NAMES, analysis_file
 from validator.problems import Problem
 from validator.result import RunResult, TrackResult
 
@@ -26,8 +26,7 @@ def check_one(checker: Checker, run_dir: Path) -> RunResult:
     except Exception as exc:  # noqa: BLE001 - one run's failure must not stop the others
         if os.environ.get("SPEEDRUN_DEBUG"):
             raise
-        found = [n for n in ANALYSIS_NAMES if os.path.lexists(run_dir / n)]
-        file = display_path(run_dir / (found[0] if found else ANALYSIS_NAMES[0]))
+        file = display_path(analysis_file(run_dir) or run_dir / ANALYSIS_NAMES[0])
         return RunResult(run_dir, display_path(run_dir), run_dir.name, None,
                          problems=[crash_problem(file, exc, "checking this run")])
 
@@ -66,7 +65,8 @@ def render_isolated(render: Callable, t: TrackResult, results: list[RunResult]) 
         try:
             render(t, [r])
         except Exception as exc:  # noqa: BLE001
-            file = next((f"{r.display}/{n}" for n in ANALYSIS_NAMES if os.path.lexists(r.path / n)), r.display)
+            found = analysis_file(r.path)
+            file = f"{r.display}/{found.name}" if found else r.display
             r = RunResult(r.path, r.display, r.name, r.track_id, r.analysis, r.track,
                           [*r.problems, crash_problem(file, exc, "ranking or showing this run")], r.compute)
         kept.append(r)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from . import frozen, schemas
 from .compute.accounting import account
 from .compute.sandbox import Limits
-from .discover import ANALYSIS_NAMES, TRACK_FILE, Targets, discover, is_track_dir
+from .discover import ANALYSIS_NAMES, TRACK_FILE, Targets, analysis_file, discover, is_track_dir
 from .loader import load_document_text
 from .models import RunAnalysis, Track
 from .problems import InvalidInput, Problems, json_path
@@ -172,7 +172,7 @@ class Checker:
 
     def load_claim(self, run_dir: Path) -> tuple[Path, RunAnalysis, Track]:
         """A run folder's analysis file, its valid model and its valid track, or InvalidInput saying what is wrong."""
-        file = next((run_dir / n for n in ANALYSIS_NAMES if os.path.lexists(run_dir / n)), None)
+        file = analysis_file(run_dir)
         if file is None:
             raise InvalidInput(f"{run_dir}: no speedrun_analysis.json; nothing is claimed yet (run its run.py first)")
         problems = Problems(display_path(file))

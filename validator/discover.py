@@ -19,7 +19,12 @@ def is_track_dir(path: Path) -> bool:
 
 
 def is_run_dir(path: Path) -> bool:
-    return any(os.path.lexists(path / n) for n in ANALYSIS_NAMES)
+    return analysis_file(path) is not None
+
+
+def analysis_file(run_dir: Path) -> Path | None:
+    """The run's analysis file, whatever kind of file it turns out to be (the loader says), or None."""
+    return next((run_dir / n for n in ANALYSIS_NAMES if os.path.lexists(run_dir / n)), None)
 
 
 def run_dirs_of(track_dir: Path) -> list[Path]:
