@@ -122,12 +122,13 @@ def _rlimits(limits: Limits):
 def run_python(args: list[str], *, workdir: Path, limits: Limits = Limits(), threads: int = 2,
                extra_env: dict[str, str] | None = None, pass_env: tuple[str, ...] = (), script_path: bool = False,
                tool_files: dict[str, Path] | None = None, readonly: list[Path] = (),
-               pass_fds: tuple[int, ...] = ()) -> Outcome:
+               pass_fds: tuple[int, ...] = (), python: str | None = None) -> Outcome:
     """Run `python -I <args>` in the sandbox with `workdir` as its writable working folder (at bwrap.RUN_DIR inside).
     `pass_env` names variables of this process to keep (device selection, never secrets). `script_path` runs
     `python -E -s` instead, which like `python run.py` puts the script's folder on sys.path. `tool_files` are
-    mounted read-only at bwrap.TOOL_DIR/<name>; `pass_fds` stay open in the sandbox (a result pipe)."""
-    python = [sys.executable, *(["-E", "-s"] if script_path else ["-I"]), *args]
+    mounted read-only at bwrap.TOOL_DIR/<name>; `pass_fds` stay open in the sandbox (a result pipe). `python` is the
+    interpreter, by default this one; a track's environment (validator/environment.py) gives its own."""
+    python = [python or sys.executable, *(["-E", "-s"] if script_path else ["-I"]), *args]
     env = _env(threads)
     env.update({k: os.environ[k] for k in pass_env if k in os.environ})
     env.update(extra_env or {})

@@ -45,6 +45,31 @@ class RunDataset(StrictModel):
     )
 
 
+class ModelConfig(StrictModel):
+    """A model the validator builds itself, from a known library and a config, so that no submitted code runs."""
+
+    library: Literal["transformers", "marin"] = Field(
+        description="'transformers': a Hugging Face transformers model class built from its config (the track's "
+                    "environment must declare transformers); 'marin': a Marin/Levanter Llama-family config "
+                    "(Llama, Qwen3-style qk-norm, hybrid norm: any variant whose matmuls are a Llama's)."
+    )
+    architecture: str = Field(
+        min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
+        description="transformers: the model class, e.g. 'GPT2LMHeadModel', 'LlamaForCausalLM', "
+                    "'ViTForImageClassification', 'CLIPModel'; marin: 'llama'.",
+    )
+    config: dict[str, Any] = Field(
+        description="The config's keys, as in the library's config.json (transformers: include 'model_type'); "
+                    "no remote code (`auto_map`) is ever followed.",
+    )
+    inputs: dict[str, list[int]] = Field(
+        min_length=1,
+        description="One training sample's inputs by argument name, as shapes without the batch dimension: "
+                    "{'input_ids': [1024]} for a language model, {'pixel_values': [3, 224, 224]} for an image model, "
+                    "both for CLIP. Integer inputs are names ending in '_ids'.",
+    )
+
+
 class Model(StrictModel):
     architecture: str = Field(min_length=1, description="Architecture in words, e.g. 'MLP 64-128-10, ReLU'.")
     parameters: int = Field(ge=0, description="Trainable parameter count.")
@@ -52,6 +77,16 @@ class Model(StrictModel):
         default=None,
         pattern=r"^[A-Za-z0-9_./-]+\.py:[A-Za-z_][A-Za-z0-9_]*$",
         description="'file.py:function' returning the model and one training example for FLOP counting.",
+    )
+    framework: Literal["torch", "jax"] = Field(
+        default="torch",
+        description="What the entrypoint builds: 'torch' (an nn.Module and its inputs, counted from its traced "
+                    "operators) or 'jax' (a loss function, parameters and a batch, counted by XLA's cost analysis).",
+    )
+    config: ModelConfig | None = Field(
+        default=None,
+        description="Instead of an entrypoint: a known architecture and its config, built and counted by the "
+                    "validator itself (no submitted code runs; the site marks the count 'from config').",
     )
 
 
