@@ -111,7 +111,7 @@ class TinyConvNet(nn.Module):
         return self.fc(F.relu(self.c2(F.relu(self.c1(x)))).flatten(1))
 
 
-def test_conv_net_counts_on_meta_and_fvcore_falls_back_to_cpu():
+def test_conv_net_counts_on_meta_with_both_counters():
     r = count(_factory(TinyConvNet, (3, 8, 8)))
     c1 = 2 * 8 * (8 * 8) * 3 * 3 * 3  # 2 x C_out x H_out W_out x C_in k k
     c2 = 2 * 16 * (3 * 3) * 8 * 3 * 3
@@ -122,9 +122,10 @@ def test_conv_net_counts_on_meta_and_fvcore_falls_back_to_cpu():
     assert r["by_module"]["TinyConvNet.c2"] == c2
     assert r["linear_in_batch"] is True
     fv = r["counters"]["fvcore"]
-    assert fv["device"] == "cpu", fv  # fvcore's tracer cannot run convolutions on meta
-    assert "meta" in fv.get("note", "")
-    assert fv["forward"] == pytest.approx(r["per_sample_forward_flops"], rel=0.01)
+    # torch.jit.trace failed on meta for any convolution, so this fell back to real CPU tensors (issue 12); the
+    # cross-check's graph is now captured at the torch-function level and stays on meta
+    assert fv["device"] == "meta", fv
+    assert fv["forward"] == r["per_sample_forward_flops"]
 
 
 D_MODEL, HEADS = 32, 4

@@ -76,6 +76,9 @@ CATALOG: dict[str, str] = {
     # compute accounting
     "flops-no-entrypoint": "a FLOPs-budget track needs model.entrypoint to recount FLOPs",
     "flops-entrypoint-missing": "the entrypoint file or function does not exist",
+    "model-config-invalid": "the validator will not build model.config (unknown library or class, remote code, bad "
+                            "inputs, a config that is not what it names)",
+    "model-config-conflict": "the run gives both model.entrypoint and model.config",
     "flops-bad-entrypoint": "the entrypoint does not return (model, inputs)",
     "flops-model-failed": "building or running the model for counting failed",
     "flops-bad-output": "the model's output cannot be reduced to a loss",

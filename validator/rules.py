@@ -316,6 +316,17 @@ def files(ctx: RunContext) -> None:
 
 
 @check
+def model_source(ctx: RunContext) -> None:
+    m = ctx.run.model
+    if m.config is not None and m.entrypoint is not None and m.framework == "torch":
+        ctx.problems.error("$.model", "model-config-conflict", "the run gives both model.entrypoint and model.config",
+                           "keep one: model.config (counted by the validator, no code runs) or the entrypoint")
+    elif m.framework == "jax" and m.entrypoint is None:
+        ctx.problems.error("$.model.entrypoint", "flops-no-entrypoint", "a JAX model is counted from its entrypoint",
+                           "add model.entrypoint 'model.py:build_for_flops' returning (loss_fn, params, batch)")
+
+
+@check
 def baseline(ctx: RunContext) -> None:
     b = ctx.run.baseline
     if b is None:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..models import RunAnalysis, Track
 from ..problems import Problems
-from .recount import FlopsFailure, count_in_sandbox
+from ..environment import sandbox_env
+from .recount import FlopsFailure, count_config, count_in_sandbox
 from .sandbox import Limits
 
 PASS_BAND = 0.05
@@ -58,18 +59,24 @@ def _looks_like(ratio: float, counted: dict) -> str | None:
 def account(run_dir: Path, run: RunAnalysis, track: Track, problems: Problems, limits: Limits = Limits(),
             fvcore: bool = True, cache_dir: Path | None = None) -> dict | None:
     """Recount, total and judge one run; record problems. Returns the compute report, or None if nothing was counted."""
-    entry = run.model.entrypoint
+    entry, config = run.model.entrypoint, run.model.config
     flops_track = track.budget is not None and track.budget.kind == "flops"
-    if entry is None:
+    if entry is None and config is None:
         if flops_track and track.board == "standard":
             problems.error("$.model.entrypoint", "flops-no-entrypoint",
-                           "a FLOPs-budget track recomputes every claim, but the run names no entrypoint",
-                           "add model.entrypoint 'run.py:build_for_flops' returning (model, inputs); see CONTRIBUTING.md")
+                           "a FLOPs-budget track recomputes every claim, but the run names no entrypoint or config",
+                           "add model.entrypoint 'run.py:build_for_flops' returning (model, inputs), or model.config "
+                           "naming a known architecture; see CONTRIBUTING.md")
         return None
+    env = sandbox_env(track, run_dir.parent)
+    where = "$.model.config" if entry is None else "$.model.entrypoint"
     try:
-        counted = count_in_sandbox(run_dir, entry, limits, fvcore, cache_dir)
+        if entry is None:
+            counted = count_config(run_dir, config.model_dump(mode="json"), limits, fvcore, cache_dir, env)
+        else:
+            counted = count_in_sandbox(run_dir, entry, limits, fvcore, cache_dir, env)
     except FlopsFailure as exc:
-        problems.error("$.model.entrypoint", exc.rule, str(exc), _FAILURE_HINTS.get(exc.rule, "see CONTRIBUTING.md"))
+        problems.error(where, exc.rule, str(exc), _FAILURE_HINTS.get(exc.rule, "see CONTRIBUTING.md"))
         return {"verdict": "fail", "error": {"rule": exc.rule, "message": str(exc)}}
 
     notes = list(counted.get("notes", []))
@@ -90,7 +97,7 @@ def account(run_dir: Path, run: RunAnalysis, track: Track, problems: Problems, l
     if fv.get("forward") is not None:
         agree = abs(fv["forward"] / per_fwd - 1) if per_fwd else 1.0
         if agree > COUNTERS_AGREE:
-            problems.warn("$.model.entrypoint", "flops-counters-disagree",
+            problems.warn(where, "flops-counters-disagree",
                           f"forward FLOPs per sample: torch FlopCounterMode {per_fwd:.6g}, fvcore x2 {fv['forward']:.6g} "
                           f"({agree:.1%} apart)", "an op one counter misses; the torch count is used, a maintainer should look")
         if fv.get("unsupported"):
@@ -190,4 +197,5 @@ _FAILURE_HINTS = {
     "sandbox-crashed": "run `speedrun flops RUN_DIR` locally to see the full error",
     "sandbox-unavailable": "install bubblewrap (`apt-get install bubblewrap`) where submitted code is run",
     "flops-bad-trace": "let the entrypoint build the model and return it; do not write to the counter's channel",
+    "model-config-invalid": "name a model class of the library and give its config.json keys; see CONTRIBUTING.md",
 }

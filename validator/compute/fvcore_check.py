@@ -65,6 +65,16 @@ def _sdpa(inputs, outputs):
     return n * t * s * e + n * t * s * ev
 
 
+def _multi_head_attention(inputs, outputs):
+    """F.multi_head_attention_forward (nn.MultiheadAttention, training path), in MACs as the jit graph's own ops
+    would give them: q, k and v projections, the two attention matmuls, the output projection. Shapes are
+    (L, N, E) for the query and (S, N, E) for key and value, as the module passes them."""
+    from fvcore.nn.jit_handles import get_shape
+
+    (length, n, e), (s, _, ek), (_, _, ev) = (get_shape(x) for x in inputs[:3])
+    return n * (length * e * e + s * ek * e + s * ev * e + 2 * length * s * e + length * e * e)
+
+
 def _baddbmm(inputs, outputs):
     from fvcore.nn.jit_handles import get_shape
 
@@ -91,7 +101,8 @@ def _handles() -> dict:
     from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS
 
     handles = dict(_DEFAULT_SUPPORTED_OPS)
-    handles.update({"aten::scaled_dot_product_attention": _sdpa, "aten::baddbmm": _baddbmm, "aten::einsum": _einsum})
+    handles.update({"aten::scaled_dot_product_attention": _sdpa, "aten::baddbmm": _baddbmm, "aten::einsum": _einsum,
+                    "speedrun::multi_head_attention": _multi_head_attention})
     handles.update({name: (lambda inputs, outputs: 0) for name in _NOT_MATMUL})
     return handles
 

@@ -11,6 +11,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from .sandbox import Limits, Workspace, run_python
 from .tracer import FRAME
 
 # Rules a failed trace may name; anything else a sandbox reports is taken as the model failing.
-TRACE_RULES = {"flops-entrypoint-missing", "flops-bad-entrypoint", "flops-model-failed", "flops-op-without-formula",
+TRACE_RULES = {"model-config-invalid", "env-module-missing", "flops-entrypoint-missing", "flops-bad-entrypoint", "flops-model-failed", "flops-op-without-formula",
                "flops-bad-output", "flops-no-gradient", "flops-zero", "sandbox-memory", "fvcore-unsupported"}
 
 
@@ -45,7 +46,7 @@ def cache_key(run_dir: Path, entrypoint: str, fvcore: bool) -> str:
 def _code_version() -> str:
     """torch, fvcore and the counting code: read once per process, not once per run."""
     code = "".join((Path(__file__).parent / f).read_text(encoding="utf-8")
-                   for f in ("counting.py", "tracer.py", "speedups.py", "fvcore_check.py"))
+                   for f in ("counting.py", "tracer.py", "speedups.py", "fvcore_check.py", "fromconfig.py", "llama.py"))
     return hashlib.sha256(f"{_version('torch')}\0{_version('fvcore')}\0{code}".encode()).hexdigest()
 
 
@@ -57,7 +58,7 @@ def _version(dist: str) -> str:
 
 
 def count_in_sandbox(run_dir: Path, entrypoint: str, limits: Limits = Limits(), fvcore: bool = True,
-                     cache_dir: Path | None = None) -> dict:
+                     cache_dir: Path | None = None, env=None) -> dict:
     """Count a run's FLOPs in the sandboxed child (or take an earlier count of identical inputs from `cache_dir`).
     Raises FlopsFailure with a rule id."""
     key = cache_key(run_dir, entrypoint, fvcore) if cache_dir else None
@@ -67,31 +68,71 @@ def count_in_sandbox(run_dir: Path, entrypoint: str, limits: Limits = Limits(), 
             return json.loads(cached.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             pass
-    result = _count_in_sandbox(run_dir, entrypoint, limits, fvcore)
+    result = _count_in_sandbox(run_dir, entrypoint, limits, fvcore, env)
     if key:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache_dir / f".{key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(result), encoding="utf-8")
-        tmp.replace(cache_dir / f"{key}.json")
+        _store(cache_dir, key, result)
     return result
 
 
-def _count_in_sandbox(run_dir: Path, entrypoint: str, limits: Limits, fvcore: bool) -> dict:
-    """Trace the entrypoint in the sandbox, then count the trace here. The trace comes back on a pipe of its own;
-    whatever the submission prints, or writes where a result might be expected, is never read as one."""
-    from .counting import CountingError, flops_from_trace  # torch: only when a count is asked for
+def count_config(run_dir: Path, model_config: dict, limits: Limits = Limits(), fvcore: bool = True,
+                 cache_dir: Path | None = None, env=None) -> dict:
+    """Count a run's `model.config`: the model is built by trusted code (fromconfig.py) in the sandbox's interpreter
+    (the track's environment, `env`), in a working folder that holds only the config, so no file of the run is
+    imported. Raises FlopsFailure with a rule id. The result's "source" is "config"."""
+    spec = json.dumps(model_config, sort_keys=True)
+    key = None
+    if cache_dir:
+        env_id = f"{getattr(env, 'python', '')}\0{sorted((getattr(env, 'packages', None) or {}).items())}"
+        key = hashlib.sha256(f"config\0{spec}\0{fvcore}\0{_code_version()}\0{env_id}".encode()).hexdigest()
+        try:
+            return json.loads((cache_dir / f"{key}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+    with tempfile.TemporaryDirectory(prefix="speedrun-config-") as tmp:
+        work = Path(tmp) / "run"
+        work.mkdir()
+        (work / "model_config.json").write_text(spec, encoding="utf-8")
+        result = _trace_and_count(work, ["--config", "model_config.json"], limits, fvcore, env)
+    result["source"] = "config"
+    if key:
+        _store(cache_dir, key, result)
+    return result
 
-    read, write = os.pipe()
+
+def _store(cache_dir: Path, key: str, result: dict) -> None:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f".{key}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(result), encoding="utf-8")
+    tmp.replace(cache_dir / f"{key}.json")
+
+
+def _count_in_sandbox(run_dir: Path, entrypoint: str, limits: Limits, fvcore: bool, env=None) -> dict:
+    """Trace the entrypoint in the sandbox, on a throwaway copy of the run folder, then count the trace here."""
     try:
         with Workspace(run_dir) as ws:
-            tools = {name: Path(__file__).parent / name for name in ("tracer.py", "speedups.py")}
-            args = [f"{TOOL_DIR}/tracer.py", entrypoint, "--result-fd", str(write)] + ([] if fvcore else ["--no-fvcore"])
-            reader = _PipeReader(read)
-            outcome = run_python(args, workdir=ws, limits=limits, tool_files=tools, pass_fds=(write,),
-                                 readonly=[Path(__file__).resolve().parents[1]])
-            os.close(write)
-            write = -1
-            data = reader.result()
+            result = _trace_and_count(ws, [entrypoint], limits, fvcore, env)
+    except OSError as exc:
+        raise FlopsFailure("sandbox-crashed", f"could not prepare the sandbox: {exc}") from exc
+    result["source"] = "entrypoint"
+    return result
+
+
+def _trace_and_count(workdir: Path, tracer_args: list[str], limits: Limits, fvcore: bool, env=None) -> dict:
+    """Run the tracer in the sandbox on `workdir`, then count its trace here. The trace comes back on a pipe of its
+    own; whatever the submission prints, or writes where a result might be expected, is never read as one."""
+    from .counting import CountingError, flops_from_trace  # torch: only when a count is asked for
+
+    tools = {name: Path(__file__).parent / name for name in ("tracer.py", "speedups.py", "fromconfig.py", "llama.py")}
+    read, write = os.pipe()
+    try:
+        args = [f"{TOOL_DIR}/tracer.py", *tracer_args, "--result-fd", str(write)] + ([] if fvcore else ["--no-fvcore"])
+        reader = _PipeReader(read)
+        outcome = run_python(args, workdir=workdir, limits=limits, tool_files=tools, pass_fds=(write,),
+                             readonly=[Path(__file__).resolve().parents[1], *getattr(env, "readonly", ())],
+                             python=getattr(env, "python", None))
+        os.close(write)
+        write = -1
+        data = reader.result()
     except SandboxUnavailable as exc:
         raise FlopsFailure("sandbox-unavailable", str(exc)) from exc
     except OSError as exc:
@@ -119,7 +160,6 @@ def _count_in_sandbox(run_dir: Path, entrypoint: str, limits: Limits, fvcore: bo
         result = flops_from_trace(payload)
     except CountingError as exc:
         raise FlopsFailure(exc.rule, str(exc)) from exc
-    result["source"] = "entrypoint"
     result["sandbox"] = {"isolated": outcome.sandboxed, "notes": outcome.notes,
                          "peak_processes": outcome.peak_processes}
     return result

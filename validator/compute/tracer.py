@@ -3,8 +3,8 @@
 Run inside the sandbox as `python -I tracer.py ENTRYPOINT --result-fd N [--no-fvcore]`. It imports the submission,
 builds the model at batch 1 and 2 (meta device first, real CPU tensors where meta fails), and records every operator
 the forward and backward passes dispatch: its name and, for the ops torch has a FLOP formula for, the shapes of its
-arguments and the modules it ran in. For the fvcore cross-check it records the traced graph's matmul-class nodes with
-their input shapes. The trace goes to the parent on a pipe as one framed JSON document.
+arguments and the modules it ran in. For the fvcore cross-check it records the forward's matmul-class calls, as the
+graph nodes fvcore's handles read, with their shapes. The trace goes to the parent on a pipe as one framed JSON document.
 
 Nothing here counts FLOPs or judges anything: the parent does that, from the trace, in a process that never imports
 submitted code (validator/compute/counting.py). A submission can patch anything in this process, so the trace is a
@@ -35,7 +35,6 @@ MATMUL_CLASS = re.compile(
     r"_cudnn_attention|_native_multi_head_attention|_transformer_encoder_layer_fwd|_addmm_activation|"
     r"_int_mm|_scaled_mm|mkldnn_)"
 )
-FVCORE_KINDS = ("aten::scaled_dot_product_attention", "aten::baddbmm")  # beyond fvcore's own handles
 
 
 class TraceError(Exception):
@@ -163,9 +162,9 @@ def _speedups():
     return speedups
 
 
-def _record_on(factory: Factory, device: str) -> dict:
+def _record_on(factory: Factory, device: str, batches: tuple[int, ...] = (1, 2)) -> dict:
     out: dict = {}
-    for batch in (1, 2):
+    for batch in batches:
         model, inputs = _build(factory, batch, device)
         try:
             # Training at batch 1; forward only at batch 2 for the linearity check (backward ops are linear in
@@ -181,60 +180,137 @@ def _record_on(factory: Factory, device: str) -> dict:
     return out
 
 
+def _side_job(factory: Factory, fvcore: bool, fvcore_cpu_max_params: int) -> dict:
+    """What the second core does while the first records batch 1's training pass: the linearity check's batch-2
+    forward on meta, and the fvcore cross-check's graph."""
+    out: dict = {}
+    try:
+        out["2"] = _record_on(factory, "meta", (2,))["2"]
+    except Exception:  # noqa: BLE001 - the main process records it again, and reports any failure itself
+        pass
+    if fvcore:
+        out["fvcore"] = fvcore_graph(factory, fvcore_cpu_max_params)
+    return out
+
+
 def trace(factory: Factory, *, fvcore: bool = True, fvcore_cpu_max_params: int = 200_000_000) -> dict:
     """Everything the parent needs to count `factory(batch_size, device)`'s FLOPs, as JSON-able data."""
     t0 = time.perf_counter()
     speedups = _speedups()
     speedups.predisable_dynamo_wrappers()
     with speedups.fast_checks():
-        background = speedups.Background(lambda: fvcore_graph(factory, fvcore_cpu_max_params)) if fvcore else None
+        side = speedups.Background(lambda: _side_job(factory, fvcore, fvcore_cpu_max_params))
         try:
             notes: list[str] = []
             device = "meta"
             try:
-                batches = _record_on(factory, "meta")
+                batches = _record_on(factory, "meta", (1,))
             except TraceError as meta_error:
                 if meta_error.rule in ("flops-bad-entrypoint", "flops-bad-output", "flops-no-gradient", "sandbox-memory"):
                     raise
                 notes.append(f"meta device failed ({meta_error}); counted on real CPU tensors")
                 device = "cpu"
                 batches = _record_on(factory, "cpu")
+            extra = side.result()
+            if "2" not in batches:
+                batches["2"] = extra["2"] if isinstance(extra.get("2"), dict) else _record_on(factory, "meta", (2,))["2"]
             result = {"device": device, "batches": {k: batches[k] for k in ("1", "2")}, "notes": notes,
                       "parameters": batches["parameters"], "trainable_parameters": batches["trainable_parameters"]}
-            if background is not None:
-                result["fvcore"] = background.result()
+            if fvcore:
+                result["fvcore"] = extra.get("fvcore") or {"error": extra.get("error") or "the cross-check did not run"}
         finally:
-            if background is not None:
-                background.cancel()
+            side.cancel()
     result["seconds"] = round(time.perf_counter() - t0, 3)
     return result
 
 
-def _graph_value(value, depth: int = 0) -> dict:
-    """A TorchScript value as fvcore's handles read it: its shape, its constant, or the list it was built from."""
-    out: dict = {"sizes": value.type().sizes() if value.isCompleteTensor() else None}
-    node = value.node()
-    if node.kind() == "prim::Constant":
-        try:
-            constant = value.toIValue()
-            json.dumps(constant)
-            out["ivalue"] = constant
-        except (RuntimeError, TypeError, ValueError):
-            pass
-    elif node.kind() == "prim::ListConstruct" and depth == 0:
-        out["list"] = [_graph_value(v, 1) for v in node.inputs()]
-    return out
+def _node_value(value: Any) -> dict:
+    """An argument as fvcore's handles read a graph value: a tensor's shape, or a JSON-able constant."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return {"sizes": [int(d) for d in value.shape]}
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.Tensor) for v in value):
+        return {"sizes": None, "list": [_node_value(v) for v in value[:64]]}
+    try:
+        json.dumps(value)
+        return {"sizes": None, "ivalue": value}
+    except (TypeError, ValueError):
+        return {"sizes": None}
+
+
+def _function_kinds() -> dict:
+    """Python-level torch functions and the graph node kind `torch.jit.trace` would record for each (what fvcore's
+    handles are keyed by). multi_head_attention_forward runs its projections inside one call the mode cannot look
+    into, so it is recorded whole and counted by a handle of its own."""
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.Tensor
+    kinds = {F.linear: "aten::linear", torch.mm: "aten::mm", t.mm: "aten::mm", torch.bmm: "aten::bmm",
+             t.bmm: "aten::bmm", torch.addmm: "aten::addmm", t.addmm: "aten::addmm", torch.baddbmm: "aten::baddbmm",
+             t.baddbmm: "aten::baddbmm", torch.einsum: "aten::einsum",
+             F.scaled_dot_product_attention: "aten::scaled_dot_product_attention",
+             F.multi_head_attention_forward: "speedrun::multi_head_attention"}
+    kinds.update({f: "aten::matmul" for f in (torch.matmul, t.matmul, t.__matmul__)})
+    kinds.update({f: "aten::_convolution" for f in (F.conv1d, F.conv2d, F.conv3d, torch.conv1d, torch.conv2d,
+                                                    torch.conv3d)})
+    kinds.update({f: "aten::_convolution_transposed" for f in (F.conv_transpose1d, F.conv_transpose2d,
+                                                               F.conv_transpose3d)})
+    return kinds
+
+
+def _node(kind: str, args: tuple, kwargs: dict, out: Any) -> dict:
+    """The recorded node, its inputs laid out as the jit graph's are (fvcore's handles read them by position)."""
+    if kind == "aten::einsum":
+        operands = args[1] if len(args) == 2 and isinstance(args[1], (list, tuple)) else args[1:]
+        inputs = [_node_value(args[0]), _node_value(list(operands))]
+    elif kind.startswith("aten::_convolution"):
+        # aten::_convolution's 12 inputs (x, w, bias, stride, padding, dilation, transposed, output padding, groups,
+        # three cudnn flags): fvcore checks there are 12 and reads x, w, `transposed` and the output
+        inputs = [_node_value(args[0]), _node_value(args[1] if len(args) > 1 else kwargs.get("weight"))] + \
+            [_node_value(None)] * 4 + [_node_value(kind.endswith("transposed"))] + [_node_value(None)] * 5
+        kind = "aten::_convolution"
+    elif kind == "speedrun::multi_head_attention":
+        names = ("query", "key", "value", "embed_dim_to_check", "num_heads")
+        inputs = [_node_value(args[i] if i < len(args) else kwargs.get(n)) for i, n in enumerate(names)]
+    else:
+        # positional, as the graph has them; a weight given by keyword goes where the linear handle reads it
+        inputs = [_node_value(a) for a in args] + ([_node_value(kwargs["weight"])] if len(args) == 1 and "weight" in kwargs else [])
+    outs = out if isinstance(out, (list, tuple)) else [out]
+    return {"kind": kind, "inputs": inputs[:64], "outputs": [_node_value(o) for o in outs[:8]]}
+
+
+def _capture_class():
+    from torch.overrides import TorchFunctionMode
+
+    kinds = _function_kinds()
+
+    class Capture(TorchFunctionMode):
+        """Every matmul-class call the forward makes at the torch-function level, as graph nodes for fvcore."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.nodes: list[dict] = []
+            self.other: collections.Counter = collections.Counter()
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            kind = kinds.get(func)
+            if kind is not None:
+                self.nodes.append(_node(kind, args, kwargs, out))
+            elif MATMUL_CLASS.match(getattr(func, "__name__", "")):
+                self.other[f"aten::{func.__name__}"] += 1
+            return out
+
+    return Capture
 
 
 def fvcore_graph(factory: Factory, cpu_max_params: int) -> dict:
-    """The graph fvcore traces, reduced to the nodes a FLOP handle reads: on meta, or on real CPU tensors at
-    batch 1 where fvcore's tracer fails on meta (convolutions), unless the model is too large to materialise."""
-    import warnings
-
-    from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS
-    import torch
-
-    wanted = set(_DEFAULT_SUPPORTED_OPS) | set(FVCORE_KINDS)
+    """The forward's matmul-class calls as the graph nodes fvcore's handles read, captured at the torch-function
+    level (torch.jit.trace, fvcore's own tracer, fails on meta for any convolution and is deprecated): on meta,
+    or on real CPU tensors at batch 1 where the model cannot run on meta, unless it is too large to materialise."""
     tried, params = [], None
     for dev in ("meta", "cpu"):
         if dev == "cpu" and params is not None and params > cpu_max_params:
@@ -244,27 +320,15 @@ def fvcore_graph(factory: Factory, cpu_max_params: int) -> dict:
             model, inputs = _build(factory, 1, dev)
             params = sum(p.numel() for p in model.parameters())
             args, kwargs = _as_args(inputs)
-            if kwargs:
-                raise TraceError("fvcore-unsupported", "fvcore traces positional inputs only")
-            model.eval()  # jit.trace in train mode warns about dropout nondeterminism; counts are the same
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                graph, _ = torch.jit._get_trace_graph(model, args)
-            nodes, other = [], collections.Counter()
-            for node in graph.nodes():
-                kind = node.kind()
-                if kind == "prim::PythonOp":
-                    kind += "." + node.pyname()
-                if kind in wanted:
-                    nodes.append({"kind": kind, "inputs": [_graph_value(v) for v in node.inputs()],
-                                  "outputs": [_graph_value(v) for v in node.outputs()]})
-                elif MATMUL_CLASS.match(kind.split("::")[-1]) or kind.startswith("prim::PythonOp"):
-                    other[kind] += 1
-            out = {"device": dev, "nodes": nodes, "unhandled": dict(other)}
+            model.train()
+            capture = _capture_class()()
+            with capture:
+                model(*args, **kwargs)
+            out = {"device": dev, "nodes": capture.nodes, "unhandled": dict(capture.other)}
             if tried:
                 out["note"] = "; ".join(tried)
             return out
-        except Exception as exc:  # noqa: BLE001 - fvcore's tracer fails in many ways (e.g. convolutions on meta)
+        except Exception as exc:  # noqa: BLE001 - the model may not run on meta (data-dependent code)
             tried.append(f"{dev}: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}")
     return {"error": "; ".join(tried)}
 
@@ -288,9 +352,26 @@ def load_entrypoint(spec: str) -> Factory:
     return lambda batch, device: fn(batch_size=batch, device=device)
 
 
+def _from_config(path: str) -> Factory:
+    """The factory of a run's model.config, built by trusted code (fromconfig.py): no run file is imported."""
+    if __package__:
+        from . import fromconfig
+    else:
+        import fromconfig  # type: ignore[no-redef]
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fromconfig.factory(json.load(fh))
+    except fromconfig.ConfigError as exc:
+        raise TraceError("model-config-invalid", str(exc)) from exc
+    except ModuleNotFoundError as exc:
+        raise TraceError("env-module-missing", f"model.config.library needs {exc.name!r}, which this track's "
+                         "environment does not install: declare it in track.yaml environment.packages") from exc
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("entrypoint")
+    ap.add_argument("entrypoint", nargs="?")
+    ap.add_argument("--config", help="a JSON file holding a run's model.config: build it with fromconfig.py instead")
     ap.add_argument("--result-fd", type=int, required=True)
     ap.add_argument("--no-fvcore", action="store_true")
     args = ap.parse_args()
@@ -300,7 +381,8 @@ def main() -> int:
         import torch
 
         torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-        payload = {"ok": True, **trace(load_entrypoint(args.entrypoint), fvcore=not args.no_fvcore)}
+        factory = _from_config(args.config) if args.config else load_entrypoint(args.entrypoint)
+        payload = {"ok": True, **trace(factory, fvcore=not args.no_fvcore)}
     except TraceError as exc:
         payload = {"ok": False, "rule": exc.rule, "message": str(exc)}
     except MemoryError:
