@@ -13,6 +13,7 @@ from pathlib import Path
 from ..models import RunAnalysis, Track
 from ..problems import Problems
 from ..environment import sandbox_env
+from .jaxrecount import count_jax
 from .recount import FlopsFailure, count_config, count_in_sandbox
 from .sandbox import Limits
 
@@ -73,6 +74,8 @@ def account(run_dir: Path, run: RunAnalysis, track: Track, problems: Problems, l
     try:
         if entry is None:
             counted = count_config(run_dir, config.model_dump(mode="json"), limits, fvcore, cache_dir, env)
+        elif run.model.framework == "jax":  # XLA's count; model.config, if given, only cross-checks it
+            counted = count_jax(run_dir, entry, config, limits, cache_dir, env, problems)
         else:
             counted = count_in_sandbox(run_dir, entry, limits, fvcore, cache_dir, env)
     except FlopsFailure as exc:
@@ -197,5 +200,8 @@ _FAILURE_HINTS = {
     "sandbox-crashed": "run `speedrun flops RUN_DIR` locally to see the full error",
     "sandbox-unavailable": "install bubblewrap (`apt-get install bubblewrap`) where submitted code is run",
     "flops-bad-trace": "let the entrypoint build the model and return it; do not write to the counter's channel",
+    "jax-custom-call": "use jax.numpy and lax operations XLA can cost; no custom calls (LAPACK, Pallas, cuDNN)",
+    "jax-loop": "unroll loops that run matmuls: a Python for loop, or lax.scan(..., unroll=True); see docs/jax.md",
+    "jax-unavailable": "declare jax and flatbuffers in the track's environment (track.yaml environment.packages)",
     "model-config-invalid": "name a model class of the library and give its config.json keys; see CONTRIBUTING.md",
 }
