@@ -4,6 +4,7 @@ through our path.
 
     python benchmarks/flops_bench.py              # everything (the naive path needs ~15 GB and about a minute)
     python benchmarks/flops_bench.py --skip-naive
+    python benchmarks/flops_bench.py --architectures-only   # the table of real architectures (architectures.py)
 
 Each measurement runs in a fresh Python process, so peak RSS is that path's alone. Wall time excludes the
 interpreter start and `import torch`, which both paths pay alike; the sandboxed end-to-end time
@@ -147,9 +148,16 @@ def main() -> None:
     ap.add_argument("--worker", choices=["ours", "naive"])
     ap.add_argument("--config", default="gpt-1.3b", choices=sorted(CONFIGS))
     ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--architectures-only", action="store_true")
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.config)))
+        return
+    sys.path.insert(0, str(Path(__file__).parent))
+    import architectures
+
+    if args.architectures_only:
+        architectures.table()
         return
 
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
@@ -180,6 +188,7 @@ def main() -> None:
     print(f"  our path: {big['wall_s']:.2f} s, peak RSS {big['peak_rss_mb']:.0f} MB; "
           f"training FLOPs/sequence {big['per_sample_training_flops']:.4e} "
           f"(PaLM {palm_training_flops('gpt-65b'):.4e}); target < 10 s -> {'met' if big['wall_s'] < 10 else 'MISSED'}")
+    architectures.table()
 
 
 if __name__ == "__main__":
