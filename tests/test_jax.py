@@ -153,6 +153,18 @@ def test_jax_missing_in_the_environment(tmp_path):
     assert err.value.rule == "jax-unavailable"
 
 
+def test_undeclared_import_is_refused(tmp_path):
+    from validator import environment
+
+    if not hasattr(environment, "guard_argument"):
+        pytest.skip("track environments (validator/environment.py guard_argument) are not in this checkout")
+    env = SandboxEnv(python=sys.executable, allowed_imports=frozenset({"jax", "flatbuffers"}))
+    with pytest.raises(FlopsFailure) as err:
+        _count(tmp_path, "import importlib\nimportlib.import_module('sklearn')\n" + MLP, env)
+    assert err.value.rule == "env-undeclared-import" and "sklearn" in str(err.value)
+    assert _count(tmp_path, MLP, env)["parameters"] == D * H + H * O
+
+
 # --- forged payloads: what a submission controlling the sandbox could send --------------------------------------
 
 def _module(f, *avals, **kw) -> str:

@@ -32,7 +32,7 @@ HERE = Path(__file__).parent
 # byte-level Llama of width 64, a share that shrinks as width and sequence grow), and never fewer matmuls.
 CROSS_CHECK = (0.99, 1.10)
 EXPORT_RULES = {"flops-entrypoint-missing", "flops-bad-entrypoint", "flops-model-failed", "flops-bad-output",
-                "sandbox-memory", "jax-unavailable"}
+                "sandbox-memory", "jax-unavailable", "env-undeclared-import", "env-module-missing"}
 COUNT_RULES = {"flops-bad-trace", "jax-unavailable", "sandbox-memory"}
 
 
@@ -51,8 +51,8 @@ def count_jax_in_sandbox(run_dir: Path, entrypoint: str, limits: Limits = Limits
             return json.loads((cache_dir / f"{key}.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             pass
-    exported = _sandboxed(run_dir, "jaxtrace.py", [entrypoint], EXPORT_FRAME, EXPORT_RULES, limits, env,
-                          "exporting the model")
+    exported = _sandboxed(run_dir, "jaxtrace.py", [entrypoint, *_guard(env)], EXPORT_FRAME, EXPORT_RULES, limits,
+                          env, "exporting the model", tools=("importguard.py",))
     result = count_exported(exported, limits, env)
     if key:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -118,8 +118,8 @@ def count_jax(run_dir: Path, entrypoint: str, config, limits: Limits, cache_dir:
 def cache_key(run_dir: Path, entrypoint: str, env) -> str:
     """The files the sandbox would see, the entrypoint, the environment and the counting code."""
     h = hashlib.sha256()
-    packages = json.dumps(sorted(getattr(env, "packages", {}).items()))
-    for part in ("jax", entrypoint, str(env.python), packages, _code_version()):
+    identity = env.identity() if hasattr(env, "identity") else json.dumps(sorted(getattr(env, "packages", {}).items()))
+    for part in ("jax", entrypoint, str(env.python), identity, _code_version()):
         h.update(part.encode() + b"\0")
     for rel, digest in content_entries(run_dir):
         if not rel.startswith("logs/") and not digest.startswith("link:"):
@@ -133,8 +133,17 @@ def _code_version() -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
+def _guard(env) -> list[str]:
+    """The track's import guard for the submission's process (validator/environment.py), when it restricts imports."""
+    from .. import environment
+
+    make = getattr(environment, "guard_argument", None)
+    guard = make(env) if make is not None and getattr(env, "allowed_imports", None) is not None else None
+    return ["--allowed-imports", guard] if guard is not None else []
+
+
 def _sandboxed(folder: Path, tool: str, args: list[str], frame: bytes, rules: set[str], limits: Limits, env,
-               what: str, copy: bool = True) -> dict:
+               what: str, copy: bool = True, tools: tuple[str, ...] = ()) -> dict:
     """Run one of our tool files in the sandbox on `folder` (a throwaway copy of it unless `copy` is False) and
     return the one framed document it wrote on its result pipe."""
     read, write = os.pipe()
@@ -142,7 +151,8 @@ def _sandboxed(folder: Path, tool: str, args: list[str], frame: bytes, rules: se
         with (Workspace(folder) if copy else _Same(folder)) as ws:
             reader = _PipeReader(read)
             outcome = run_python([f"{TOOL_DIR}/{tool}", *args, "--result-fd", str(write)], workdir=ws, limits=limits,
-                                 tool_files={tool: HERE / tool}, pass_fds=(write,), python=env.python,
+                                 tool_files={t: HERE / t for t in (tool, *tools) if (HERE / t).is_file()},
+                                 pass_fds=(write,), python=env.python,
                                  readonly=list(env.readonly))
             os.close(write)
             write = -1

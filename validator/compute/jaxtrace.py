@@ -46,6 +46,16 @@ def _failure(exc: BaseException, what: str) -> ExportError:
     low = text.lower()
     if isinstance(exc, MemoryError) or "out of memory" in low or "cannot allocate memory" in low:
         return ExportError("sandbox-memory", f"{what} ran out of memory ({text.splitlines()[0][:200]})")
+    missing = exc
+    for _ in range(8):  # the ModuleNotFoundError behind a failure, as tracer.py finds it
+        if missing is None or isinstance(missing, ModuleNotFoundError):
+            break
+        missing = missing.__cause__ or missing.__context__
+    if isinstance(missing, ModuleNotFoundError) and str(missing).startswith("speedrun: undeclared import"):
+        return ExportError("env-undeclared-import", f"{what} failed: {missing}")  # importguard.PREFIX
+    if isinstance(missing, ModuleNotFoundError):
+        return ExportError("env-module-missing", f"{what} failed: {text[:300]}: the track's environment lacks module "
+                           f"{missing.name!r} (no declared package provides it)")
     return ExportError("flops-model-failed", f"{what} failed: {text[:1500]}")
 
 
@@ -130,6 +140,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("entrypoint")
     ap.add_argument("--result-fd", type=int, required=True)
+    ap.add_argument("--allowed-imports", help="JSON list of the modules the track allows (importguard.py)")
     args = ap.parse_args()
     channel = os.fdopen(args.result_fd, "wb")
     sys.stdout = sys.stderr  # the submission's prints go to the log, never near the result
@@ -141,6 +152,10 @@ def main() -> int:
             raise ExportError("jax-unavailable", f"jax cannot be imported in the run's environment ({exc}); the "
                               "track's environment must declare jax and flatbuffers") from exc
         jax.config.update("jax_platforms", "cpu")
+        if args.allowed_imports is not None:  # the track's declared packages, checked as the submission imports
+            import importguard
+
+            importguard.install(json.loads(args.allowed_imports), [os.getcwd()])  # cwd: the run's copy
         payload = {"ok": True, "jax": jax.__version__, **trace(load_entrypoint(args.entrypoint))}
     except ExportError as exc:
         payload = {"ok": False, "rule": exc.rule, "message": str(exc)}
@@ -158,4 +173,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the tool folder (importguard) off
     sys.exit(main())
