@@ -469,9 +469,11 @@ def import_zip(zip_file: Path, track: str, name: str, runs_dir: Path) -> None:
 
 def _register() -> None:
     from speedrun.comment import comment
+    from speedrun.envcli import env
     from validator.importers.ast_template import ast_template_command
 
     cli.add_command(comment)
+    cli.add_command(env)
     import_.add_command(ast_template_command)
 
 

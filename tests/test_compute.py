@@ -480,7 +480,7 @@ def test_twice_as_wide_model_is_a_claim_mismatch(failing):
 BAD_CASES = {
     # case: (rule, text the message must contain)
     "entrypoint-missing": ("flops-entrypoint-missing", "has no function 'build_for_flops'"),
-    "import-error": ("flops-model-failed", "ModuleNotFoundError: No module named 'speedrun_fixture_missing_dependency'"),
+    "import-error": ("env-module-missing", "ModuleNotFoundError: No module named 'speedrun_fixture_missing_dependency'"),
     "bad-return": ("flops-bad-entrypoint", "(model, inputs"),
     "wrong-shape": ("flops-model-failed", "shapes cannot be multiplied (1x63 and 64x128)"),
     # The allocator's RuntimeError under the sandbox's address-space limit is reported as running out of memory.

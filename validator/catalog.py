@@ -73,6 +73,15 @@ CATALOG: dict[str, str] = {
     "samples-log-mismatch": "the samples count in the logs disagrees with samples seen",
     "metric-log-mismatch": "a metric value (curve point or final) differs from the value the run's logs recorded",
     "metric-not-in-log": "the run names logs, but no line of its seed's logs states a metric value it claims",
+    "undeclared-import": "the run's code imports a module that is not the standard library, torch, numpy, the run's "
+                         "own, or a package the track declares (environment.packages); found without running it",
+    # the track's environment (docs/environments.md)
+    "env-undeclared-import": "the run's code imported, while it ran, an installed module the track does not declare "
+                             "(`importlib.import_module`, `__import__`)",
+    "env-module-missing": "the run's code imported a module that the track's environment does not have",
+    "env-install-failed": "the track's declared packages could not be installed (pip's error is quoted)",
+    "env-lock-invalid": "the track's environment.lock was written for other declared packages, or holds a line that is "
+                        "not an exact pin",
     # compute accounting
     "flops-no-entrypoint": "a FLOPs-budget track needs model.entrypoint to recount FLOPs",
     "flops-entrypoint-missing": "the entrypoint file or function does not exist",

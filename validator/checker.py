@@ -161,11 +161,14 @@ class Checker:
                 run_checks(RunContext(run_dir, analysis, track, problems, symlinks))
                 if track.constrained is not None:
                     frozen.check_run(run_dir, track_result.path, track.constrained, problems)
-                entry_broken = any(p.path == "$.model.entrypoint" for p in problems.items)
+                # An undeclared import would only fail again in the sandbox: no count, no install for it.
+                entry_broken = any(p.path == "$.model.entrypoint" or p.rule == "undeclared-import"
+                                   for p in problems.items)
                 if self.flops and not entry_broken:
                     self.progress(f"counting FLOPs of {result.display} in the sandbox ...")
                     result.compute = account(run_dir, analysis, track, problems, self.limits,
-                                             cache_dir=self.flops_cache)
+                                             cache_dir=self.flops_cache, track_dir=track_result.path,
+                                             progress=self.progress)
                     _mark_config_count(run_dir, analysis, result.compute)
         result.problems = problems.items
         return result

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Callable
 
 from .checker import Checker, load_validated
+from .compute.bwrap import TOOL_DIR
 from .compute.sandbox import Limits, Workspace, read_result, run_python
+from .environment import EnvironmentFailure, SandboxEnv, guard_argument, sandbox_env
 from .discover import ANALYSIS_NAMES
 from .fingerprint import content_sha256
 from .models import RunAnalysis, Track
@@ -86,6 +88,17 @@ def load_claim(run_dir: Path, checker: Checker) -> tuple[RunAnalysis, Track]:
         raise InvalidInput(f"{errors[0].line()}; the claim is invalid ({len(errors)} error(s)) and is not rerun: "
                            f"run `speedrun validate {run_dir}` and fix it first")
     return analysis, track
+
+
+def _environment(run_dir: Path, checker: Checker, track: Track, progress) -> SandboxEnv:
+    """The track's declared environment, installed (or taken from the cache), or InvalidInput saying why not."""
+    found, _ = checker._track_for(run_dir, track.id)
+    track_dir = found.path if found is not None else run_dir.parent
+    try:
+        return sandbox_env(track, track_dir, progress)
+    except EnvironmentFailure as exc:
+        raise InvalidInput(f"{track_dir}/track.yaml::$.environment: {exc} [{exc.rule}]; the track's organizers must "
+                           "fix it (`speedrun env install` shows the error)") from None
 
 
 def _compare(claimed: RunAnalysis, fresh: RunAnalysis, seed: int, track: Track) -> tuple[list[dict], list[str]]:
@@ -157,12 +170,18 @@ def reproduce(run_dir: Path, checker: Checker, *, device: str = "cpu", nproc: in
     result.content_sha256 = content_sha256(run_dir)  # the content that is rerun: a record is bound to it
     result.head_sha, result.pr, result.workflow_run = head_sha, pr, workflow_run
     script = claimed.files.script
+    env = _environment(run_dir, checker, track, progress)
+    guard = guard_argument(env)
+    # The script runs under the import guard (compute/importguard.py), started as a launcher: "." is the run's copy.
+    guarded = [f"{TOOL_DIR}/importguard.py", guard, "."] if guard is not None else []
+    tools = {"importguard.py": Path(__file__).parent / "compute" / "importguard.py"} if guard is not None else None
     for seed in wanted:
         progress(f"seed {seed}: training ({device}{f', {nproc} processes' if nproc > 1 else ''}) ...")
         t0 = time.perf_counter()
         with Workspace(run_dir, skip=("logs", "reproductions") + ANALYSIS_NAMES) as ws:
             launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
-            outcome = run_python([*launcher, script, "--seeds", str(seed), "--device", device, "--out", OUT_NAME],
+            outcome = run_python([*launcher, *guarded, script, "--seeds", str(seed), "--device", device,
+                                  "--out", OUT_NAME], tool_files=tools, readonly=list(env.readonly), python=env.python,
                                  workdir=ws, limits=limits, threads=max(1, 2 // nproc),
                                  pass_env=("CUDA_VISIBLE_DEVICES", "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST",
                                            "NVSHMEM_DISABLE_NVLS", "LD_LIBRARY_PATH"), script_path=True)

@@ -371,6 +371,16 @@ def metrics_logged(ctx: RunContext) -> None:
         logclaims.check(ctx.run, ctx.track, [(rel, text) for _i, rel, text in logs], ctx.problems)
 
 
+@check
+def imports_declared(ctx: RunContext) -> None:
+    """The run's code imports only what the track allows (imports.py); a cited result ships no code to check."""
+    if ctx.run.files.script is None and ctx.run.model.entrypoint is None:
+        return
+    from . import imports
+
+    imports.check_run(ctx.run_dir, imports.allowed_imports(ctx.track.environment), ctx.problems)
+
+
 def symlink_escapes(run_dir: Path, problems: Problems) -> frozenset[str]:
     """Report any symlink in the run folder that points outside it; return every symlink's relative path."""
     root: Path | None = None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..models import RunAnalysis, Track
 from ..problems import Problems
-from ..environment import sandbox_env
+from ..environment import EnvironmentFailure, sandbox_env
 from .jaxrecount import count_jax
 from .recount import FlopsFailure, count_config, count_in_sandbox
 from .sandbox import Limits
@@ -58,7 +58,8 @@ def _looks_like(ratio: float, counted: dict) -> str | None:
 
 
 def account(run_dir: Path, run: RunAnalysis, track: Track, problems: Problems, limits: Limits = Limits(),
-            fvcore: bool = True, cache_dir: Path | None = None) -> dict | None:
+            fvcore: bool = True, cache_dir: Path | None = None, track_dir: Path | None = None,
+            progress=None) -> dict | None:
     """Recount, total and judge one run; record problems. Returns the compute report, or None if nothing was counted."""
     entry, config = run.model.entrypoint, run.model.config
     flops_track = track.budget is not None and track.budget.kind == "flops"
@@ -69,7 +70,11 @@ def account(run_dir: Path, run: RunAnalysis, track: Track, problems: Problems, l
                            "add model.entrypoint 'run.py:build_for_flops' returning (model, inputs), or model.config "
                            "naming a known architecture; see CONTRIBUTING.md")
         return None
-    env = sandbox_env(track, run_dir.parent)
+    try:  # the track's declared packages: installed on first use, cached afterwards
+        env = sandbox_env(track, track_dir or run_dir.parent, progress)
+    except EnvironmentFailure as exc:
+        problems.error("$.track", exc.rule, str(exc), _FAILURE_HINTS[exc.rule])
+        return {"verdict": "fail", "error": {"rule": exc.rule, "message": str(exc)}}
     where = "$.model.config" if entry is None else "$.model.entrypoint"
     try:
         if entry is None:
@@ -200,6 +205,14 @@ _FAILURE_HINTS = {
     "sandbox-crashed": "run `speedrun flops RUN_DIR` locally to see the full error",
     "sandbox-unavailable": "install bubblewrap (`apt-get install bubblewrap`) where submitted code is run",
     "flops-bad-trace": "let the entrypoint build the model and return it; do not write to the counter's channel",
+    "env-undeclared-import": "the track does not declare this package: remove the import, or ask the track's organizers "
+                             "to declare it in track.yaml environment.packages (docs/environments.md)",
+    "env-module-missing": "no package of the track's environment provides this module: fix the module name, or ask the "
+                          "track's organizers to declare the package in track.yaml environment.packages "
+                          "(docs/environments.md)",
+    "env-install-failed": "the track's organizers must fix track.yaml environment.packages (a version that exists as a "
+                          "wheel for this Python, a matching index_url) and check it with `speedrun env install`",
+    "env-lock-invalid": "the track's organizers must rerun `speedrun env lock runs/<track>` and commit environment.lock",
     "jax-custom-call": "use jax.numpy and lax operations XLA can cost; no custom calls (LAPACK, Pallas, cuDNN)",
     "jax-loop": "unroll loops that run matmuls: a Python for loop, or lax.scan(..., unroll=True); see docs/jax.md",
     "jax-unavailable": "declare jax and flatbuffers in the track's environment (track.yaml environment.packages)",

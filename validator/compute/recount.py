@@ -15,13 +15,14 @@ import tempfile
 import threading
 from pathlib import Path
 
+from ..environment import guard_argument
 from ..fingerprint import content_entries
 from .bwrap import TOOL_DIR, SandboxUnavailable
 from .sandbox import Limits, Workspace, run_python
 from .tracer import FRAME
 
 # Rules a failed trace may name; anything else a sandbox reports is taken as the model failing.
-TRACE_RULES = {"model-config-invalid", "env-module-missing", "flops-entrypoint-missing", "flops-bad-entrypoint", "flops-model-failed", "flops-op-without-formula",
+TRACE_RULES = {"model-config-invalid", "env-module-missing", "env-undeclared-import", "flops-entrypoint-missing", "flops-bad-entrypoint", "flops-model-failed", "flops-op-without-formula",
                "flops-bad-output", "flops-no-gradient", "flops-zero", "sandbox-memory", "fvcore-unsupported"}
 
 
@@ -31,10 +32,11 @@ class FlopsFailure(Exception):
         self.rule = rule
 
 
-def cache_key(run_dir: Path, entrypoint: str, fvcore: bool) -> str:
-    """Everything the count depends on: the files the sandbox would see, the entrypoint, and the counting code."""
+def cache_key(run_dir: Path, entrypoint: str, fvcore: bool, env=None) -> str:
+    """Everything the count depends on: the files the sandbox would see, the entrypoint, the counting code and the
+    track's environment (interpreter, installed versions, allowed imports)."""
     h = hashlib.sha256()
-    for part in (entrypoint, str(fvcore), _code_version()):
+    for part in (entrypoint, str(fvcore), _code_version(), env.identity() if env is not None else ""):
         h.update(part.encode() + b"\0")
     for rel, digest in content_entries(run_dir):  # the sandbox's copy skips logs and links
         if not rel.startswith("logs/") and not digest.startswith("link:"):
@@ -46,7 +48,8 @@ def cache_key(run_dir: Path, entrypoint: str, fvcore: bool) -> str:
 def _code_version() -> str:
     """torch, fvcore and the counting code: read once per process, not once per run."""
     code = "".join((Path(__file__).parent / f).read_text(encoding="utf-8")
-                   for f in ("counting.py", "tracer.py", "speedups.py", "fvcore_check.py", "fromconfig.py", "llama.py"))
+                   for f in ("counting.py", "tracer.py", "speedups.py", "fvcore_check.py", "fromconfig.py", "llama.py",
+                             "importguard.py"))
     return hashlib.sha256(f"{_version('torch')}\0{_version('fvcore')}\0{code}".encode()).hexdigest()
 
 
@@ -61,7 +64,7 @@ def count_in_sandbox(run_dir: Path, entrypoint: str, limits: Limits = Limits(), 
                      cache_dir: Path | None = None, env=None) -> dict:
     """Count a run's FLOPs in the sandboxed child (or take an earlier count of identical inputs from `cache_dir`).
     Raises FlopsFailure with a rule id."""
-    key = cache_key(run_dir, entrypoint, fvcore) if cache_dir else None
+    key = cache_key(run_dir, entrypoint, fvcore, env) if cache_dir else None
     if key:
         cached = cache_dir / f"{key}.json"
         try:
@@ -122,10 +125,13 @@ def _trace_and_count(workdir: Path, tracer_args: list[str], limits: Limits, fvco
     own; whatever the submission prints, or writes where a result might be expected, is never read as one."""
     from .counting import CountingError, flops_from_trace  # torch: only when a count is asked for
 
-    tools = {name: Path(__file__).parent / name for name in ("tracer.py", "speedups.py", "fromconfig.py", "llama.py")}
+    tools = {name: Path(__file__).parent / name
+             for name in ("tracer.py", "speedups.py", "fromconfig.py", "llama.py", "importguard.py")}
+    guard = guard_argument(env) if env is not None else None
     read, write = os.pipe()
     try:
         args = [f"{TOOL_DIR}/tracer.py", *tracer_args, "--result-fd", str(write)] + ([] if fvcore else ["--no-fvcore"])
+        args += ["--allowed-imports", guard] if guard is not None else []
         reader = _PipeReader(read)
         outcome = run_python(args, workdir=workdir, limits=limits, tool_files=tools, pass_fds=(write,),
                              readonly=[Path(__file__).resolve().parents[1], *getattr(env, "readonly", ())],

@@ -135,7 +135,22 @@ def _failure(exc: BaseException, what: str) -> TraceError:
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, MemoryError) or any(s in text.lower() for s in _OUT_OF_MEMORY):
         return TraceError("sandbox-memory", f"{what} ran out of memory ({text.splitlines()[0][:200]})")
+    missing = _module_not_found(exc)
+    if missing is not None and str(missing).startswith("speedrun: undeclared import"):  # importguard.PREFIX
+        return TraceError("env-undeclared-import", f"{what} failed: {missing}")
+    if missing is not None:
+        return TraceError("env-module-missing", f"{what} failed: {text}: the track's environment lacks module "
+                          f"{missing.name!r} (no declared package provides it)")
     return TraceError("flops-model-failed", f"{what} failed: {text}")
+
+
+def _module_not_found(exc: BaseException) -> ModuleNotFoundError | None:
+    """The ModuleNotFoundError behind a failure; libraries often re-raise it as another error (lazy imports)."""
+    for _ in range(8):
+        if exc is None or isinstance(exc, ModuleNotFoundError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _build(factory: Factory, batch: int, device: str):
@@ -151,6 +166,14 @@ def _build(factory: Factory, batch: int, device: str):
     if not isinstance(built, (tuple, list)) or len(built) < 2 or not isinstance(built[0], torch.nn.Module):
         raise TraceError("flops-bad-entrypoint", "the entrypoint must return (model, inputs[, ...]) with an nn.Module first")
     return built[0], built[1]
+
+
+def _importguard():
+    if __package__:
+        from . import importguard
+    else:
+        import importguard  # type: ignore[no-redef]
+    return importguard
 
 
 def _speedups():
@@ -206,7 +229,8 @@ def trace(factory: Factory, *, fvcore: bool = True, fvcore_cpu_max_params: int =
             try:
                 batches = _record_on(factory, "meta", (1,))
             except TraceError as meta_error:
-                if meta_error.rule in ("flops-bad-entrypoint", "flops-bad-output", "flops-no-gradient", "sandbox-memory"):
+                if meta_error.rule in ("flops-bad-entrypoint", "flops-bad-output", "flops-no-gradient", "sandbox-memory",
+                                       "env-undeclared-import", "env-module-missing"):
                     raise
                 notes.append(f"meta device failed ({meta_error}); counted on real CPU tensors")
                 device = "cpu"
@@ -374,6 +398,7 @@ def main() -> int:
     ap.add_argument("--config", help="a JSON file holding a run's model.config: build it with fromconfig.py instead")
     ap.add_argument("--result-fd", type=int, required=True)
     ap.add_argument("--no-fvcore", action="store_true")
+    ap.add_argument("--allowed-imports", help="JSON list of the modules the track allows (importguard.py)")
     args = ap.parse_args()
     channel = os.fdopen(args.result_fd, "wb")
     sys.stdout = sys.stderr  # the submission's prints go to the log, never near the trace
@@ -381,6 +406,8 @@ def main() -> int:
         import torch
 
         torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+        if args.allowed_imports is not None:
+            _importguard().install(json.loads(args.allowed_imports), [os.getcwd()])  # cwd: the run's copy
         factory = _from_config(args.config) if args.config else load_entrypoint(args.entrypoint)
         payload = {"ok": True, **trace(factory, fvcore=not args.no_fvcore)}
     except TraceError as exc:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .common import SCHEMA_VERSION, Direction, Link, Slug, StrictModel
 
@@ -200,6 +202,70 @@ class Tolerance(StrictModel):
     samples_rel: float = Field(default=0.0, ge=0, description="Largest relative difference in samples seen.")
 
 
+# The tool's own runtime: every run may import them, and a track may not declare (or replace) them.
+TOOL_RUNTIME = ("torch", "numpy")
+_MODULE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_INDEX_URL = r"^https://[^\s]+$"
+
+
+def _requirement(text: str) -> str:
+    """A declared requirement as written, or ValueError saying what is wrong with it and how to write it."""
+    if text.lstrip().startswith("-"):
+        raise ValueError(f"{text!r}: pip options ('-e', '-r', '--...') are not allowed; write 'name==version'")
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        raise ValueError(f"{text!r} is not a PEP 508 requirement ({str(exc).splitlines()[0]}); write 'name==version', "
+                         "e.g. 'transformers==5.24.0' (URLs and paths are not allowed)") from None
+    if req.url:
+        raise ValueError(f"{text!r}: URLs and paths are not allowed; name a release on the index, 'name==version'")
+    if canonicalize_name(req.name) in TOOL_RUNTIME:
+        raise ValueError(f"{text!r}: {req.name} is part of the tool's own runtime and always allowed; remove it")
+    if not req.specifier:
+        raise ValueError(f"{text!r} has no version; pin one, e.g. '{req.name}==1.2.3'")
+    return text
+
+
+class Environment(StrictModel):
+    """The packages runs of this track may import (docs/environments.md): installed into a cached virtual environment
+    on top of the tool's own interpreter, which keeps providing the standard library, torch and numpy."""
+
+    packages: list[Annotated[str, AfterValidator(_requirement)]] = Field(
+        default_factory=list, max_length=100,
+        description="PEP 508 requirements with a version, e.g. 'transformers==5.24.0' or 'scikit-learn==1.9.1'; "
+                    "validation and reproduction install them (pinned by the track's environment.lock, written by "
+                    "`speedrun env lock`). No URLs, paths or '-e'. torch and numpy are the tool's own and always "
+                    "allowed: do not declare them.",
+    )
+    imports: list[Annotated[str, Field(pattern=_MODULE_NAME)]] = Field(
+        default_factory=list, max_length=100,
+        description="Extra top-level module names runs may import, for a declared package whose import name the "
+                    "validator cannot derive from its installed files or its alias table (scikit-learn's 'sklearn' "
+                    "and PyYAML's 'yaml' are derived).",
+    )
+    index_url: str | None = Field(
+        default=None, pattern=_INDEX_URL,
+        description="Package index to install from instead of the default (pip --index-url), e.g. "
+                    "'https://download.pytorch.org/whl/cpu' for CPU builds of torchvision.",
+    )
+    extra_index_urls: list[Annotated[str, Field(pattern=_INDEX_URL)]] = Field(
+        default_factory=list, max_length=5,
+        description="More package indexes to search (pip --extra-index-url), e.g. 'https://pypi.org/simple' beside "
+                    "a PyTorch index_url.",
+    )
+
+    @field_validator("packages")
+    @classmethod
+    def _once_each(cls, packages: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for text in packages:
+            name = canonicalize_name(Requirement(text).name)
+            if name in seen:
+                raise ValueError(f"{name!r} is declared twice; keep one requirement per package")
+            seen.add(name)
+        return packages
+
+
 class Track(StrictModel):
     """One track of a competition: everything its leaderboard must state."""
 
@@ -227,6 +293,11 @@ class Track(StrictModel):
     constrained: Constrained | None = Field(default=None, description="Frozen code and editable globs; null if unconstrained.")
     submission_policy: SubmissionPolicy | None = Field(default=None, description="Rate limit per team; null for none.")
     tolerance: Tolerance = Field(default_factory=Tolerance, description="How close a reproduction must come.")
+    environment: Environment = Field(
+        default_factory=Environment,
+        description="Packages runs may import beyond the standard library, torch and numpy, installed for validation "
+                    "and reproduction (docs/environments.md); a run importing anything else fails.",
+    )
     rules: list[str] = Field(default_factory=list, description="Rules in words (anti-gaming, data), listed on every page.")
     starter: str | None = Field(
         default=None,
