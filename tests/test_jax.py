@@ -70,6 +70,16 @@ def build_for_flops(batch_size):
     return loss_fn, jax.ShapeDtypeStruct((4, {D}, {D}), jnp.float32), jax.ShapeDtypeStruct((batch_size, {D}), jnp.float32)
 """
 
+# The same loop with its matmul written as a broadcast multiply and a sum: no dot, but floating-point work all the same.
+HIDDEN = f"""
+import jax, jax.numpy as jnp
+def loss_fn(w, x):
+    x, _ = jax.lax.scan(lambda x, wi: (jnp.tanh(jnp.sum(x[:, :, None] * wi[None], axis=1)), None), x, w)
+    return jnp.sum(x)
+def build_for_flops(batch_size):
+    return loss_fn, jax.ShapeDtypeStruct((4, {D}, {D}), jnp.float32), jax.ShapeDtypeStruct((batch_size, {D}), jnp.float32)
+"""
+
 SOLVE = f"""
 import jax, jax.numpy as jnp
 def loss_fn(w, x):
@@ -134,6 +144,9 @@ def test_loop_with_a_matmul_is_refused(tmp_path):
     assert err.value.rule == "jax-loop" and "trip count 4" in str(err.value)
     unrolled = _count(tmp_path, SCAN.replace("{unroll}", ", unroll=True"))
     assert unrolled["per_sample_forward_flops"] >= 4 * 2 * D * D
+    with pytest.raises(FlopsFailure) as err:
+        _count(tmp_path, HIDDEN)
+    assert err.value.rule == "jax-loop" and "0 with a matmul" in str(err.value)
 
 
 def test_custom_call_is_refused_and_a_loop_without_matmul_is_noted(tmp_path):
@@ -141,7 +154,7 @@ def test_custom_call_is_refused_and_a_loop_without_matmul_is_noted(tmp_path):
         _count(tmp_path, SOLVE)
     assert err.value.rule == "jax-custom-call" and "lapack" in str(err.value)
     result = _count(tmp_path, DROPOUT)
-    assert any("while loop" in n for n in result["notes"])
+    assert any("integer work only" in n for n in result["notes"])
 
 
 def test_jax_missing_in_the_environment(tmp_path):

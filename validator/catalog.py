@@ -108,8 +108,8 @@ CATALOG: dict[str, str] = {
                        "its result channel",
     "jax-custom-call": "a JAX model's compiled step calls a custom_call target XLA's cost analysis cannot cost "
                        "(LAPACK, Pallas, cuDNN kernels would count 0 FLOPs)",
-    "jax-loop": "a JAX model's compiled step has a while loop (lax.scan, fori_loop) that runs a matmul: XLA counts "
-                "a loop body once, whatever its trip count",
+    "jax-loop": "a JAX model's compiled step has a while loop (lax.scan, fori_loop) that does floating-point work "
+                "(a matmul or any other): XLA counts a loop body once, whatever its trip count",
     "jax-unavailable": "jax (or flatbuffers, which jax.export needs) cannot be imported in the track's environment",
     # constrained tracks
     "frozen-manifest-missing": "a constrained track has no frozen manifest",

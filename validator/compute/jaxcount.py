@@ -7,7 +7,8 @@ serialised `jax.export.Exported` it deserialises the module, compiles it for the
 - XLA's `cost_analysis()`: flops and transcendentals, which count what XLA runs after optimisation;
 - the custom_call targets in the submitted StableHLO and in the optimised HLO (XLA cannot cost a custom call);
 - every `while` loop of the optimised HLO, its known trip count, and whether its body or condition (with everything
-  they call) holds a dot or convolution: XLA's cost analysis counts a loop body once, whatever its trip count;
+  they call) holds a dot or convolution, or any floating-point arithmetic: XLA's cost analysis counts a loop body
+  once, whatever its trip count;
 - the shapes of the parameters, the batch and the outputs, from the module itself rather than from the submission.
 
 No submitted code runs here: the modules are data. The process is still run in the same bubblewrap sandbox, with
@@ -45,6 +46,13 @@ _TARGET = re.compile(r'custom_call_target="([^"]*)"')
 _TRIP = re.compile(r'"known_trip_count":\{"n":"(\d+)"\}')
 _STABLEHLO_TARGET = re.compile(r'custom_call\s*@"?([^\s("]+)|call_target_name\s*=\s*"([^"]*)"')
 _MATMUL_TARGET = re.compile(r"matmul|conv|gemm|dot|einsum", re.I)
+_FLOAT_RESULT = re.compile(r"=\s*\(?\s*(?:bf16|f16|f32|f64|f8\w*|c64|c128)\[")
+# Operations that compute (XLA costs them) as opposed to moving, slicing or reshaping data.
+_ARITHMETIC = frozenset(
+    "add subtract multiply divide dot convolution reduce reduce-window exponential exponential-minus-one log "
+    "log-plus-one tanh logistic rsqrt sqrt cbrt power maximum minimum negate abs remainder atan2 sine cosine tan erf "
+    "sign floor ceil round-nearest-even round-nearest-afz clamp select-and-scatter scatter map all-reduce "
+    "reduce-scatter fft cholesky triangular-solve custom-call".split())
 
 
 class CountError(Exception):
@@ -54,9 +62,12 @@ class CountError(Exception):
 
 
 def hlo_loops(text: str) -> tuple[list[dict], dict[str, int]]:
-    """The `while` loops of an optimised HLO module (trip count, whether a matmul runs in them) and its custom-call
-    targets. A computation holds a matmul if it or anything it calls has a dot or a convolution."""
+    """The `while` loops of an optimised HLO module and its custom-call targets. For each loop: its trip count,
+    whether a matmul runs in it, and whether any floating-point arithmetic does (a matmul written as a broadcast
+    multiply and a sum is no dot, but XLA would count it once all the same). A computation holds either if it or
+    anything it calls (fusions, nested calls) does."""
     direct: dict[str, bool] = {}
+    floats: dict[str, bool] = {}
     callees: dict[str, set[str]] = {}
     loops: list[tuple[int | None, set[str]]] = []
     targets: dict[str, int] = {}
@@ -67,6 +78,7 @@ def hlo_loops(text: str) -> tuple[list[dict], dict[str, int]]:
             current = header.group(1) if header else None
             if current:
                 direct.setdefault(current, False)
+                floats.setdefault(current, False)
                 callees.setdefault(current, set())
             continue
         op = _OP.search(line)
@@ -82,18 +94,24 @@ def hlo_loops(text: str) -> tuple[list[dict], dict[str, int]]:
             targets[target.group(1)] = targets.get(target.group(1), 0) + 1
         if name in ("dot", "convolution") or (name == "custom-call" and target and _MATMUL_TARGET.search(target.group(1))):
             direct[current] = True
+        if name in _ARITHMETIC and _FLOAT_RESULT.search(line[:line.find(f" {name}(")]):
+            floats[current] = True
         if name == "while":
             trip = _TRIP.search(line)
             loops.append((int(trip.group(1)) if trip else None, called))
-    memo: dict[str, bool] = {}
+    def closure(own: dict[str, bool]):
+        memo: dict[str, bool] = {}
 
-    def has_matmul(comp: str, stack: frozenset = frozenset()) -> bool:
-        if comp not in memo:
-            memo[comp] = direct.get(comp, False) or any(
-                has_matmul(c, stack | {comp}) for c in callees.get(comp, ()) if c not in stack)
-        return memo[comp]
+        def holds(comp: str, stack: frozenset = frozenset()) -> bool:
+            if comp not in memo:
+                memo[comp] = own.get(comp, False) or any(
+                    holds(c, stack | {comp}) for c in callees.get(comp, ()) if c not in stack)
+            return memo[comp]
+        return holds
 
-    return [{"trip_count": trip, "matmul": any(has_matmul(c) for c in called)} for trip, called in loops], targets
+    matmul, arithmetic = closure(direct), closure(floats)
+    return [{"trip_count": trip, "matmul": any(matmul(c) for c in called),
+             "float_ops": any(arithmetic(c) for c in called)} for trip, called in loops], targets
 
 
 def stablehlo_targets(text: str) -> dict[str, int]:
