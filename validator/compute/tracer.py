@@ -157,7 +157,10 @@ def _build(factory: Factory, batch: int, device: str):
     import torch
 
     try:
-        with _speedups().skip_init_on_meta() if device == "meta" else contextlib.nullcontext():
+        # On meta, meta is also the default device: a model built without `device=` (a library's constructor, a
+        # script that ignores the argument) costs nothing instead of its weights' size in real memory.
+        with (torch.device("meta") if device == "meta" else contextlib.nullcontext()), \
+                (_speedups().skip_init_on_meta() if device == "meta" else contextlib.nullcontext()):
             built = factory(batch, device)
     except TraceError:
         raise

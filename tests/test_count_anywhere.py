@@ -1,4 +1,5 @@
-"""One count wherever it runs: attention is counted the same way on every backend (issue 12, part 3).
+"""One count wherever it runs (issue 12, part 3): attention is counted the same way on every backend, and a model
+built without `device=` is still counted on meta.
 
 On meta, scaled_dot_product_attention falls back to its math path: two matmuls forward, four backward. On CPU tensors
 it runs a flash kernel whose backward formula also charges the recomputed scores (five matmuls), which made a GPT's
@@ -68,3 +69,30 @@ def test_training_count_is_palm_formula_on_cpu():
     n = LAYERS * (3 * D * D + D * D + 8 * D * D) + D * VOCAB
     per_token = 6 * n + 12 * LAYERS * D * SEQ
     assert _count(True)["per_sample_training_flops"] == per_token * SEQ
+
+
+# A model built without `device=`: a library's constructor, or a script that ignores the argument. ViT-bigG built
+# that way hit the sandbox's memory limit; on meta, meta is now the default device too.
+IGNORES_DEVICE = '''
+import torch.nn as nn
+import torch
+
+
+def build_for_flops(batch_size, device="meta"):
+    model = nn.Sequential(*[nn.Linear(8192, 8192, bias=False) for _ in range(40)])  # 2.7e9 weights: 10.7 GB real
+    return model, torch.zeros(batch_size, 8192, device=device)
+'''
+
+
+def test_model_built_without_device_is_counted_on_meta(tmp_path):
+    from validator.compute import bwrap
+    from validator.compute.recount import count_in_sandbox
+
+    if bwrap.unavailable_reason() is not None:
+        import pytest
+
+        pytest.skip(f"no sandbox here: {bwrap.unavailable_reason()}")
+    (tmp_path / "model.py").write_text(IGNORES_DEVICE, encoding="utf-8")
+    counted = count_in_sandbox(tmp_path, "model.py:build_for_flops", fvcore=False)
+    assert counted["device"] == "meta"
+    assert counted["per_sample_forward_flops"] == 40 * 2 * 8192 * 8192
