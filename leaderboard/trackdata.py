@@ -18,6 +18,7 @@ from validator.problems import Problems
 from validator.result import RunResult, TrackResult
 
 from . import isolation, stats
+from .conventions import marin_convention
 from .ranking import Entry, Figure, better_is_lower, rank, rule_label, setting_figures
 
 LEADERBOARD_FORMAT_VERSION = 1
@@ -135,6 +136,7 @@ def _entry(e: Entry, result: RunResult) -> dict:
                                              "total_training_flops", "claimed_flops", "claim_ratio", "verdict",
                                              "by_module", "device", "notes", "evaluation_flops")} if compute else None,
         "flops_count": _flops_count(compute, status),
+        "marin_convention": marin_convention(run, compute["total_training_flops"] if compute else None),
         "hardware": run.compute.hardware.model_dump(mode="json"),
         "wall_time_seconds": run.compute.wall_time_seconds,
         "peak_memory_bytes": run.compute.peak_memory_bytes,

@@ -321,18 +321,20 @@ def test_a_record_without_binding_or_with_another_verdict_does_not_count(tree, t
 # ------------------------------------------------------------------------------- who counted a run's FLOPs
 
 
-def _fake_account(run_dir, run, track, problems, limits=None, fvcore=True, cache_dir=None):
-    """What compute accounting returns, without the sandbox: these tests are about who vouches for the count."""
+def _fake_account(run_dir, run, track, problems, limits=None, fvcore=True, cache_dir=None, **_more):
+    """What compute accounting returns, without the sandbox: these tests are about who vouches for the count
+    (accounting's rule: a count of `model.config` is trusted code's, "source": "config")."""
     total = float(run.compute.flops.claimed) if run.compute.flops else 1e12
     return {"per_sample_forward_flops": 1.0, "per_sample_training_flops": 3.0, "total_training_flops": total,
             "claimed_flops": total, "claim_ratio": 1.0, "verdict": "pass", "by_module": {"fc": 1.0},
             "device": "meta", "notes": [], "evaluation_flops": 0.0, "samples_seen": run.compute.samples_seen,
-            "forward_only_samples": 0, "counters": {}, "parameters": run.model.parameters}
+            "forward_only_samples": 0, "counters": {}, "parameters": run.model.parameters,
+            "source": "config" if run.model.entrypoint is None and run.model.config is not None else "entrypoint"}
 
 
 def test_flops_say_who_counted_them(tree, tmp_path, monkeypatch):
     """A count from a submitted entrypoint is unverified until a bound reproduction confirms the run; a count
-    trusted code made from a Marin run's Llama config says so."""
+    trusted code made from a Marin run's model.config says so, and the same run with its own model.py does not."""
     import validator.checker
 
     monkeypatch.setattr(validator.checker, "account", _fake_account)
@@ -346,8 +348,10 @@ def test_flops_say_who_counted_them(tree, tmp_path, monkeypatch):
     shutil.copytree(marin / "llama_75m", tampered)
     data = json.loads((tampered / "speedrun_analysis.json").read_text())
     data["name"] = "llama_75m_edited"
+    del data["model"]["config"]
+    data["model"]["entrypoint"] = "model.py:build_for_flops"
     (tampered / "speedrun_analysis.json").write_text(json.dumps(data))
-    (tampered / "model.py").write_text((tampered / "model.py").read_text() + "# my own model.py\n")
+    (tampered / "model.py").write_text("# my own model.py\n")
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     out = tmp_path / "site"

@@ -123,18 +123,19 @@ def test_markdown_format_valid():
     assert "digits-classification rules v1.0" in result.stdout
 
 
-def _fake_account(run_dir, run, track, problems, limits=None, fvcore=True, cache_dir=None):
+def _fake_account(run_dir, run, track, problems, limits=None, fvcore=True, cache_dir=None, **_more):
     """What compute accounting returns, without the sandbox: the test is about who vouches for the count."""
     total = float(run.compute.flops.claimed) if run.compute.flops else 1e12
     return {"per_sample_forward_flops": 1.0, "per_sample_training_flops": 3.0, "total_training_flops": total,
             "claimed_flops": total, "claim_ratio": 1.0, "verdict": "pass", "by_module": {}, "device": "meta",
             "notes": [], "evaluation_flops": 0.0, "samples_seen": run.compute.samples_seen,
-            "forward_only_samples": 0, "counters": {}, "parameters": run.model.parameters}
+            "forward_only_samples": 0, "counters": {}, "parameters": run.model.parameters,
+            "source": "config" if run.model.entrypoint is None and run.model.config is not None else "entrypoint"}
 
 
 def test_report_says_who_counted_the_flops(monkeypatch):
-    """A count from a submitted entrypoint is unverified; one trusted code made from a Marin run's Llama config (its
-    model.py exactly as the importer generates it) is marked as counted from the config."""
+    """A count from a submitted entrypoint is unverified; one trusted code made from a run's model.config (a Marin
+    run's Llama-equivalent config) is marked as counted from the config."""
     import validator.checker
 
     monkeypatch.setattr(validator.checker, "account", _fake_account)
@@ -147,7 +148,7 @@ def test_report_says_who_counted_the_flops(monkeypatch):
     assert entrypoint in digits and config not in digits
     assert config in marin and entrypoint not in marin
     payload = json.loads(invoke("validate", "--format", "json", *runs).stdout)
-    assert [r["compute"].get("source") for r in payload["runs"]] == [None, "config"]
+    assert [r["compute"].get("source") for r in payload["runs"]] == ["entrypoint", "config"]
     markdown = invoke("validate", "--format", "markdown", *runs).stdout
     assert markdown.count(entrypoint + ".") == 1 and markdown.count(config + ".") == 1
 

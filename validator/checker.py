@@ -65,17 +65,6 @@ def load_validated(path: Path, name: str, problems: Problems) -> BaseModel | Non
     return _to_model(model, data, problems)
 
 
-def _mark_config_count(run_dir: Path, analysis: RunAnalysis, compute: dict | None) -> None:
-    """A count is the submitted entrypoint's (unverified until a reproduction confirms it) unless trusted code made
-    it from the model config: an imported Marin run whose model.py is exactly what the importer generates."""
-    if not compute or "error" in compute or "marin" not in analysis.extra:
-        return
-    from .importers.marin import counted_from_config  # imports torch: only for runs that may need it
-
-    if counted_from_config(run_dir, analysis.extra, analysis.model.entrypoint):
-        compute["source"] = "config"
-
-
 class Checker:
     """Checks runs against their tracks; caches each track so a runs/ tree loads every track.yaml once."""
 
@@ -169,7 +158,6 @@ class Checker:
                     result.compute = account(run_dir, analysis, track, problems, self.limits,
                                              cache_dir=self.flops_cache, track_dir=track_result.path,
                                              progress=self.progress)
-                    _mark_config_count(run_dir, analysis, result.compute)
         result.problems = problems.items
         return result
 

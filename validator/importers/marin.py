@@ -1,9 +1,11 @@
 """Import Marin speedrun results (`*.speedrun_results.json`) as runs.
 
-Each result becomes `runs/<track>/<name>/` with a `speedrun_analysis.json` citing the original run. Llama-architecture
-runs get a generated `model.py` entrypoint that rebuilds the model from its config, so `speedrun validate` recounts
-their FLOPs like any submission's. Any other architecture is imported as self-reported with a note saying so;
-its FLOPs are never guessed.
+Each result becomes `runs/<track>/<name>/` with a `speedrun_analysis.json` citing the original run. A config whose
+matmuls are a Llama's (plain Llama, Qwen3-style qk-norm, hybrid norm: `llama.marin_config`) is imported as
+`model.config` (library "marin"): the validator builds that model itself and recounts its FLOPs, no code from the run
+folder involved. Beside the published figure the run records Marin's own-convention figure for the same config
+(`llama.marin_model_flops`) and whether it reproduces the published one. Any other architecture is imported as
+self-reported with the reason; its FLOPs are never guessed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..compute.llama import LlamaConfig
+from ..compute.llama import LlamaConfig, marin_config, marin_model_flops
 from ..problems import InvalidInput, SpeedrunError
 
 MARIN_URL = "https://github.com/marin-community/marin"
@@ -22,15 +24,10 @@ DATASET_NAME = "fineweb-edu-10B (Marin tokenization, Llama 3 tokenizer)"
 DATASET_VERSION = "marin-speedrun"
 BPB_KEY = "eval/paloma/c4_en/bpb"
 
-# Keys of a plain Llama config in Marin's files; a config with any other key is another architecture (Qwen3
-# norms, gated DeltaNet, sliding windows, muP...), and its FLOPs cannot be recomputed by rebuilding a Llama.
-LLAMA_KEYS = {
-    "activation_function", "attn_backend", "cross_entropy_block_size", "flash_attention_block_size",
-    "gradient_checkpointing", "head_dim", "hidden_dim", "hybrid_norm", "initializer_range", "input_embedding_norm",
-    "intermediate_dim", "layer_norm_epsilon", "num_heads", "num_kv_heads", "num_layers", "reference_checkpoint",
-    "rope", "scan_layers", "seq_len", "tie_word_embeddings", "tokenizer", "upcast_attn", "use_bias",
-    "use_flash_attention", "use_layer_norm_weight",
-}
+# Marin's convention: Levanter's analytic forward FLOPs per token (matmuls plus 3 per attention score for the softmax)
+# x 3 for forward + backward x tokens. This site's counts the matmuls only.
+MARIN_CONVENTION = "Marin's model FLOPs: 3 x Levanter's lm_flops_per_token (matmuls plus 3 per attention score) x tokens"
+REPRODUCES = 1e-9  # relative: Marin's formula, evaluated here, against the figure its file publishes
 
 # bf16 peak FLOP/s per chip, as Marin uses for hardware FLOPs.
 PEAK_FLOPS = {"H100": 989.5e12, "H200": 989.5e12, "A100": 312e12, "v4": 275e12, "v5p": 459e12, "v6e": 918e12}
@@ -46,6 +43,7 @@ class Imported:
     rebuilt: bool
     note: str
     files: list[str] = field(default_factory=list)
+    marin: dict | None = None  # Marin's own convention for the same config: marin_convention()
 
     @property
     def ratio(self) -> float | None:
@@ -61,28 +59,6 @@ def read_results(path: Path) -> list[dict]:
     if not isinstance(runs, list) or not runs or not all(isinstance(r, dict) and "run_info" in r for r in runs):
         raise InvalidInput(f"{path}::$.runs: expected Marin's format {{\"runs\": [{{\"run_info\": {{...}}}}]}}")
     return [r["run_info"] for r in runs]
-
-
-def llama_config(model_config: dict) -> tuple[LlamaConfig | None, str]:
-    """The equivalent Llama config, or None and the reason it cannot be rebuilt."""
-    extra = sorted(set(model_config) - LLAMA_KEYS)
-    if extra:
-        return None, f"not a plain Llama config (has {', '.join(extra[:6])}{'...' if len(extra) > 6 else ''})"
-    if model_config.get("use_bias"):
-        return None, "biases are not modelled by the rebuild"
-    act = model_config.get("activation_function")
-    if act not in ("silu", "swiglu"):
-        return None, f"activation {act!r} is not Llama's SwiGLU"
-    try:
-        return LlamaConfig(
-            hidden=int(model_config["hidden_dim"]), intermediate=int(model_config["intermediate_dim"]),
-            layers=int(model_config["num_layers"]), heads=int(model_config["num_heads"]),
-            kv_heads=int(model_config.get("num_kv_heads") or model_config["num_heads"]),
-            seq_len=int(model_config["seq_len"]), head_dim=model_config.get("head_dim"),
-            tie_embeddings=bool(model_config.get("tie_word_embeddings")),
-        ), ""
-    except (KeyError, TypeError, ValueError) as exc:
-        return None, f"config incomplete ({exc})"
 
 
 def _slug(text: str) -> str:
@@ -112,20 +88,29 @@ def _url(value: str | None) -> str | None:
     return value if re.match(r"^https?://", value) else f"https://{value.lstrip('/')}"
 
 
-def _model_py(config: LlamaConfig) -> str:
-    args = ", ".join(f"{k}={v!r}" for k, v in config.to_dict().items())
-    return (
-        '"""Generated by `speedrun import marin`: this run\'s Llama architecture, rebuilt for FLOP counting."""\n\n'
-        "from validator.compute.llama import LlamaConfig, build_for_flops as _build\n\n"
-        f"CONFIG = LlamaConfig({args})\n\n\n"
-        "def build_for_flops(batch_size, device=\"meta\"):\n"
-        "    return _build(CONFIG, batch_size, device)\n"
-    )
+def seq_len_of(info: dict) -> int:
+    """The training sequence length as Marin computes model FLOPs: train_seq_len, else the model's."""
+    tc, mc = info.get("train_config") or {}, info.get("model_config") or {}
+    for value in (tc.get("train_seq_len"), mc.get("max_seq_len"), mc.get("seq_len")):
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    raise InvalidInput("no sequence length: train_config.train_seq_len, model_config.max_seq_len and "
+                       "model_config.seq_len are all missing")
 
 
-def analysis_of(info: dict, name: str, track_id: str, config: LlamaConfig | None, note: str) -> dict:
+def marin_convention(config: LlamaConfig, info: dict, recomputed: float | None) -> dict:
+    """Marin's own figure for this config, whether it reproduces the published one, and its ratio to our recount."""
+    theirs = marin_model_flops(config, int(info["total_tokens"]))
+    published = float(info["model_flops"])
+    return {"model_flops": theirs, "convention": MARIN_CONVENTION,
+            "reproduces_published": abs(theirs - published) <= REPRODUCES * abs(published),
+            "ratio_to_ours": theirs / recomputed if recomputed else None}
+
+
+def analysis_of(info: dict, name: str, track_id: str, config: LlamaConfig | None, note: str,
+                recomputed: float | None = None) -> dict:
     mc, tc = info.get("model_config") or {}, info.get("train_config") or {}
-    seq_len = int(mc.get("seq_len") or mc.get("max_seq_len"))
+    seq_len = seq_len_of(info)
     tokens = int(info["total_tokens"])
     steps, batch = int(tc["num_train_steps"]), int(tc["train_batch_size"])
     accelerator, count = _hardware(info)
@@ -148,7 +133,8 @@ def analysis_of(info: dict, name: str, track_id: str, config: LlamaConfig | None
             "architecture": ("Llama" if config else "other") + f" ({mc.get('num_layers')} layers, hidden {mc.get('hidden_dim')}, "
                             f"{mc.get('num_heads')} heads, seq {seq_len})",
             "parameters": int(info.get("model_size") or 0),
-            **({"entrypoint": "model.py:build_for_flops"} if config else {}),
+            **({"config": {"library": "marin", "architecture": "llama", "config": mc,
+                           "inputs": {"input_ids": [seq_len]}}} if config else {}),
         },
         "training": {
             "optimizer": {"name": str(optimizer.get("type") or optimizer.get("name") or "see extra.marin"),
@@ -171,34 +157,16 @@ def analysis_of(info: dict, name: str, track_id: str, config: LlamaConfig | None
         "files": {"script": None, "readme": "README.md"},
         "source": {"title": f"Marin speedrun: {name}", "url": url},
         "notes": ("Imported from Marin's published results; the seed is not reported (0 stands for the one run). "
-                  + ("FLOPs recomputed from the rebuilt Llama architecture (model.py)." if config else
-                     f"Architecture not rebuilt ({note}): FLOPs are Marin's own figure, self-reported.")),
+                  + ("Its config has a Llama's matmuls: the validator builds it from model.config and recounts the "
+                     "FLOPs; extra.marin.marin_convention holds Marin's own figure for the same config."
+                     if config else f"Architecture not rebuilt ({note}): FLOPs are Marin's own figure, self-reported.")),
         "extra": {"marin": {"total_tokens": tokens, "model_flops": info.get("model_flops"),
+                            "marin_convention": marin_convention(config, info, recomputed) if config else None,
                             "model_flops_per_token": info.get("model_flops_per_token"),
                             "training_hardware_flops": info.get("training_hardware_flops"),
                             "tokenized_dataset": info.get("tokenized_dataset"),
                             "model_config": mc}},
     }
-
-
-IMPORTED_FILES = frozenset({"speedrun_analysis.json", "README.md", "model.py"})
-
-
-def counted_from_config(run_dir: Path, extra: dict, entrypoint: str | None) -> bool:
-    """Whether a count of this run's entrypoint is trusted code's, made from the run's model config: the folder holds
-    only what this importer writes (so nothing in it can shadow `validator`), and its model.py is byte for byte the one
-    `_model_py` generates from `extra.marin.model_config`, which only calls validator/compute/llama.py."""
-    config_data = (extra.get("marin") or {}).get("model_config") if isinstance(extra, dict) else None
-    if entrypoint != "model.py:build_for_flops" or not isinstance(config_data, dict):
-        return False
-    try:
-        entries = list(run_dir.iterdir())
-        if {p.name for p in entries} - IMPORTED_FILES or any(p.is_symlink() or not p.is_file() for p in entries):
-            return False
-        config, _note = llama_config(config_data)
-        return config is not None and (run_dir / "model.py").read_text(encoding="utf-8") == _model_py(config)
-    except (OSError, UnicodeDecodeError):
-        return False
 
 
 def recount(config: LlamaConfig, total_tokens: int) -> float:
@@ -227,10 +195,8 @@ def import_file(path: Path, runs_dir: Path, track: str, tracks: dict[str, float 
     for i, info in enumerate(infos):
         base = path.name.removesuffix(".json").removesuffix(".speedrun_results")
         name = _slug(base if len(infos) == 1 else f"{base}-{i}")
-        for key in ("model_config", "train_config", "total_tokens", "model_flops", BPB_KEY):
-            if key not in info:
-                raise InvalidInput(f"{path}::$.runs[{i}].run_info: {key!r} is missing; Marin's results carry it")
-        config, note = llama_config(info["model_config"])
+        _check_info(info, f"{path}::$.runs[{i}].run_info")
+        config, note = marin_config(info["model_config"], seq_len=seq_len_of(info))
         recomputed = recount(config, int(info["total_tokens"])) if config else None
         track_id = choose_track(recomputed or float(info["model_flops"]), tracks) if track == "auto" else track
         if track_id not in tracks:
@@ -238,27 +204,56 @@ def import_file(path: Path, runs_dir: Path, track: str, tracks: dict[str, float 
         run_dir = runs_dir / track_id / name
         if run_dir.exists() and not force:
             raise SpeedrunError(f"{run_dir} exists; pass --force to replace it")
-        analysis = analysis_of(info, name, track_id, config, note)
+        analysis = analysis_of(info, name, track_id, config, note, recomputed)
         run_dir.mkdir(parents=True, exist_ok=True)
         files = {"speedrun_analysis.json": json.dumps(analysis, indent=2) + "\n",
                  "README.md": _readme(name, info, config, note, recomputed)}
-        if config:
-            files["model.py"] = _model_py(config)
+        stale = run_dir / "model.py"  # what this importer generated before runs carried model.config
+        if stale.is_file() and not stale.is_symlink():
+            stale.unlink()
         for rel, content in files.items():
             (run_dir / rel).write_text(content, encoding="utf-8")
         out.append(Imported(name, track_id, run_dir, float(info["model_flops"]), recomputed, config is not None,
-                            note or "rebuilt as Llama", sorted(files)))
+                            note or "rebuilt as Llama", sorted(files),
+                            analysis["extra"]["marin"]["marin_convention"]))
     return out
 
 
+def _check_info(info: dict, where: str) -> None:
+    """The fields the import reads, with the types it needs: a clear message, never a traceback."""
+    for key in ("model_config", "train_config", "total_tokens", "model_flops", BPB_KEY):
+        if key not in info:
+            raise InvalidInput(f"{where}: {key!r} is missing; Marin's results carry it")
+    for key in ("model_config", "train_config"):
+        if not isinstance(info[key], dict):
+            raise InvalidInput(f"{where}.{key}: expected an object of Marin's config keys, got "
+                               f"{type(info[key]).__name__}")
+    numbers = {"total_tokens": info["total_tokens"], "model_flops": info["model_flops"], BPB_KEY: info[BPB_KEY],
+               "train_config.num_train_steps": info["train_config"].get("num_train_steps"),
+               "train_config.train_batch_size": info["train_config"].get("train_batch_size")}
+    for key, value in numbers.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
+            raise InvalidInput(f"{where}.{key}: expected a non-negative number, got {value!r}")
+    try:
+        seq_len_of(info)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}: {exc}") from None
+
+
 def _readme(name: str, info: dict, config: LlamaConfig | None, note: str, recomputed: float | None) -> str:
+    published = float(info["model_flops"])
     lines = [f"# {name}", "", "Imported from Marin's speedrun results by `speedrun import marin`.", "",
              f"- Original run: {info.get('wandb_run_link') or MARIN_URL}",
              f"- C4-EN bits per byte: {info[BPB_KEY]:.4f}",
-             f"- Published model FLOPs: {float(info['model_flops']):.4e}"]
+             f"- Published model FLOPs: {published:.4e}"]
     if config and recomputed:
-        lines.append(f"- Recomputed (rebuilt Llama, meta device): {recomputed:.4e} "
-                     f"({recomputed / float(info['model_flops']):.4f} x published)")
+        theirs = marin_model_flops(config, int(info["total_tokens"]))
+        same = abs(theirs - published) <= REPRODUCES * abs(published)
+        lines += [f"- Recounted from `model.config` (a Llama's matmuls, meta device): {recomputed:.4e} "
+                  f"({recomputed / published:.4f} x published)",
+                  f"- Marin's convention (matmuls plus a softmax term): {theirs:.4e}, "
+                  + ("reproduces the published figure" if same else "does NOT reproduce the published figure")
+                  + f" ({theirs / recomputed:.4f} x our recount)"]
     else:
         lines.append(f"- Not rebuilt: {note}. The FLOPs figure is Marin's own (self-reported).")
     return "\n".join(lines) + "\n"
