@@ -419,7 +419,8 @@ def import_marin(files: tuple[Path, ...], track: str, runs_dir: Path, force: boo
     for item in imported:
         if item.rebuilt:
             how = (f"recomputed {item.recomputed_flops:.4e} vs published {item.published_flops:.4e} "
-                   f"(ratio {item.ratio:.4f})")
+                   f"(ratio {item.ratio:.4f}); Marin's convention gives {item.marin['model_flops']:.4e}, "
+                   + ("reproducing" if item.marin["reproduces_published"] else "NOT reproducing") + " it")
         else:
             how = f"self-reported {item.published_flops:.4e} FLOPs: {item.note}"
         click.echo(f"{item.path}: {how}")
