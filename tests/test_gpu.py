@@ -112,3 +112,27 @@ def test_torchrun_with_cuda_in_the_sandbox(tmp_path):
     time.sleep(0.5)
     left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True).stdout.strip()
     assert left == "", "a daemon outlived the torchrun sandbox"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_attention_counts_the_same_on_cuda_kernels_as_on_meta(dtype):
+    """Issue 12: one count wherever it runs. On CUDA, SDPA runs the flash or memory-efficient kernel, whose backward
+    formulas also charge the recomputed scores; the count charges the math path's four matmuls on every backend."""
+    from test_count_anywhere import SEQ, _GPT, _count
+
+    from validator.compute.counting import flops_from_trace
+    from validator.compute.tracer import record_once
+
+    batches = {}
+    for batch in (1, 2):
+        torch.manual_seed(0)
+        model = _GPT(False).to("cuda", dtype)
+        batches[str(batch)] = record_once(model, torch.zeros(batch, SEQ, dtype=torch.long, device="cuda"),
+                                          backward=batch == 1)
+    ops = {c["op"] for c in batches["1"]["calls"]}
+    assert any("attention" in op for op in ops), ops  # a fused kernel ran, not the math path
+    params = sum(p.numel() for p in model.parameters())
+    on_cuda = flops_from_trace({"batches": batches, "parameters": params, "trainable_parameters": params})
+    on_meta = _count(False)
+    assert on_cuda["per_sample_forward_flops"] == on_meta["per_sample_forward_flops"]
+    assert on_cuda["per_sample_training_flops"] == on_meta["per_sample_training_flops"]
