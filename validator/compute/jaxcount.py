@@ -156,13 +156,14 @@ def count_module(blob: str) -> dict:
     seconds = time.perf_counter() - t0
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
-    loops, hlo_targets = hlo_loops(compiled.as_text())
+    hlo = compiled.as_text()
+    loops, hlo_targets = hlo_loops(hlo)
     return {
         "flops": float(cost.get("flops", 0.0)), "transcendentals": float(cost.get("transcendentals", 0.0)),
         "params": _shapes(jax.tree_util.tree_leaves(args[0])), "batch": _shapes(jax.tree_util.tree_leaves(args[1])),
         "outputs": _shapes(exported.out_avals), "custom_calls": stablehlo_targets(exported.mlir_module()),
         "hlo_custom_calls": hlo_targets, "loops": loops,
-        "conditionals": compiled.as_text().count(" conditional("), "compile_seconds": round(seconds, 3),
+        "conditionals": hlo.count(" conditional("), "compile_seconds": round(seconds, 3),
     }
 
 
