@@ -205,6 +205,24 @@ def test_imported_tree_validates(runs, monkeypatch):
     assert all(r["valid"] for r in report["runs"])
 
 
+def test_a_refused_marin_config_is_a_clear_validation_error(tmp_path, monkeypatch):
+    """A run whose model.config is not a Llama's matmuls fails validation naming the key; nothing is guessed."""
+    runs = tmp_path / "runs" / "marin-tiny"
+    runs.mkdir(parents=True)
+    shutil.copy(ROOT / "runs" / "marin-tiny" / "track.yaml", runs / "track.yaml")
+    shutil.copytree(ROOT / "runs" / "marin-tiny" / "llama_75m", runs / "gated")
+    data = json.loads((runs / "gated" / "speedrun_analysis.json").read_text())
+    data["name"] = "gated"
+    data["model"]["config"]["config"]["use_gated_attention"] = "headwise"
+    (runs / "gated" / "speedrun_analysis.json").write_text(json.dumps(data))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["validate", "runs", "--format", "json"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (run,) = json.loads(result.stdout)["runs"]
+    (error,) = [e for e in run["errors"] if e["path"] == "$.model.config"]
+    assert error["rule"] == "model-config-invalid" and "use_gated_attention" in error["message"]
+
+
 def test_choose_track_picks_the_smallest_budget_that_fits():
     assert choose_track(1e18, TRACKS) == "marin-tiny"
     assert choose_track(5e18, TRACKS) == "marin-small"
