@@ -269,8 +269,9 @@ def test_tree_scenario(rule, tmp_path, monkeypatch):
 
 def _is_compute_rule(rule: str) -> bool:
     """Rules of compute accounting (validator/compute/), judged by recounting FLOPs in a sandbox, and of the track's
-    environment, judged while installing it or in the sandbox; tested there (test_compute.py, test_environments.py)."""
-    return rule.startswith(("flops-", "sandbox-", "env-")) or rule == "parameters-mismatch"
+    environment, judged while installing it or in the sandbox; tested there (test_compute.py, test_environments.py,
+    test_jax.py for the jax- rules of XLA's count)."""
+    return rule.startswith(("flops-", "sandbox-", "env-", "jax-")) or rule == "parameters-mismatch"
 
 
 POLICY_PREFIXES = ("pr-", "frozen-", "zip-", "rate-limit")
