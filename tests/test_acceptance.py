@@ -270,8 +270,9 @@ def test_tree_scenario(rule, tmp_path, monkeypatch):
 def _is_compute_rule(rule: str) -> bool:
     """Rules of compute accounting (validator/compute/), judged by recounting FLOPs in a sandbox, and of the track's
     environment, judged while installing it or in the sandbox; tested there (test_compute.py, test_environments.py,
-    test_jax.py for the jax- rules of XLA's count)."""
-    return rule.startswith(("flops-", "sandbox-", "env-", "jax-")) or rule == "parameters-mismatch"
+    test_jax.py for the jax- rules of XLA's count, test_model_config.py for a config the validator will not build)."""
+    return rule.startswith(("flops-", "sandbox-", "env-", "jax-")) or rule in ("parameters-mismatch",
+                                                                               "model-config-invalid")
 
 
 POLICY_PREFIXES = ("pr-", "frozen-", "zip-", "rate-limit")

@@ -78,14 +78,15 @@ def _transformers_factory(spec: dict) -> Callable[[int, str], tuple]:
 def _marin_factory(spec: dict) -> Callable[[int, str], tuple]:
     import llama  # type: ignore[import-not-found]  # the tool file beside this one
 
-    config, why = llama.marin_config(dict(spec.get("config") or {}))
-    if config is None:
-        raise ConfigError(f"model.config.config: not a Llama-equivalent config ({why})")
     if str(spec.get("architecture")) != "llama":
         raise ConfigError("model.config.architecture must be 'llama' for library 'marin'")
     inputs = _inputs(spec)
-    if list(inputs) != ["input_ids"] or inputs["input_ids"][0] != [config.seq_len]:
-        raise ConfigError(f"model.config.inputs must be {{'input_ids': [{config.seq_len}]}} (the config's seq_len)")
+    if list(inputs) != ["input_ids"] or len(inputs["input_ids"][0]) != 1:
+        raise ConfigError("model.config.inputs must be {'input_ids': [SEQUENCE_LENGTH]} for library 'marin'")
+    # The training sequence length is the inputs': Marin's train_seq_len may be shorter than the config's max_seq_len
+    config, why = llama.marin_config(dict(spec.get("config") or {}), seq_len=inputs["input_ids"][0][0])
+    if config is None:
+        raise ConfigError(f"model.config.config: not a Llama-equivalent config ({why})")
     return lambda batch, device: llama.build_for_flops(config, batch, device)
 
 

@@ -48,7 +48,7 @@ def cache_key(run_dir: Path, entrypoint: str, fvcore: bool, env=None) -> str:
 def _code_version() -> str:
     """torch, fvcore and the counting code: read once per process, not once per run."""
     code = "".join((Path(__file__).parent / f).read_text(encoding="utf-8")
-                   for f in ("counting.py", "tracer.py", "speedups.py", "fvcore_check.py", "fromconfig.py", "llama.py",
+                   for f in ("counting.py", "tracer.py", "speedups.py", "fvcore_check.py", "fromconfig.py", "llama.py", "fvgraph.py",
                              "importguard.py"))
     return hashlib.sha256(f"{_version('torch')}\0{_version('fvcore')}\0{code}".encode()).hexdigest()
 
@@ -126,7 +126,7 @@ def _trace_and_count(workdir: Path, tracer_args: list[str], limits: Limits, fvco
     from .counting import CountingError, flops_from_trace  # torch: only when a count is asked for
 
     tools = {name: Path(__file__).parent / name
-             for name in ("tracer.py", "speedups.py", "fromconfig.py", "llama.py", "importguard.py")}
+             for name in ("tracer.py", "speedups.py", "fromconfig.py", "llama.py", "fvgraph.py", "importguard.py")}
     guard = guard_argument(env) if env is not None else None
     read, write = os.pipe()
     try:
