@@ -1,10 +1,9 @@
 """Which top-level modules a run may import, and the static half of the check (the runtime half is
 validator/compute/importguard.py, for imports no parser can see).
 
-Allowed: the standard library, the tool's own runtime (torch, numpy, and `validator`, whose Llama builder the Marin
-importer's generated model.py files call), modules and packages inside the run folder, and the import names of the
-packages the track declares (environment.packages, plus environment.imports). The scan parses the run's code with
-`ast` and never executes it.
+Allowed: the standard library, the tool's own runtime (torch, numpy), modules and packages inside the run folder, and
+the import names of the packages the track declares (environment.packages, plus environment.imports). The scan parses
+the run's code with `ast` and never executes it.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import importlib.metadata
 import os
 import stat
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 from .models.track import TOOL_RUNTIME, Environment
 from .problems import Problems
 
-ALWAYS = frozenset(sys.stdlib_module_names) | frozenset(TOOL_RUNTIME) | {"validator"}
+ALWAYS = frozenset(sys.stdlib_module_names) | frozenset(TOOL_RUNTIME)
 
 # Import names of common packages whose distribution name differs, for when the package is not installed where the
 # validator can read its file list (a static check before any install).
@@ -67,9 +67,19 @@ def find_distribution(name: str, path: list[str]) -> importlib.metadata.Distribu
 def allowed_imports(environment: Environment, path: list[str] | None = None) -> frozenset[str]:
     """Every top-level module a run of a track with `environment` may import. `path` is the import path of the
     interpreter the run gets (a track's virtual environment first); by default this interpreter's."""
-    path = sys.path if path is None else path
-    names = set(ALWAYS) | set(environment.imports)
-    for text in environment.packages:
+    if path is None:  # every run of a tree asks: read the installed files once per track
+        return _allowed_here(tuple(environment.packages), tuple(environment.imports))
+    return _allowed(environment.packages, environment.imports, path)
+
+
+@lru_cache(maxsize=64)
+def _allowed_here(packages: tuple[str, ...], imports: tuple[str, ...]) -> frozenset[str]:
+    return _allowed(list(packages), list(imports), list(sys.path))
+
+
+def _allowed(packages: list[str], imports: list[str], path: list[str]) -> frozenset[str]:
+    names = set(ALWAYS) | set(imports)
+    for text in packages:
         dist_name = canonicalize_name(Requirement(text).name)
         names |= set(ALIASES.get(dist_name, ()))
         names.add(dist_name.replace("-", "_"))
