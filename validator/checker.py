@@ -17,7 +17,8 @@ from .loader import load_document_text
 from .models import RunAnalysis, Track
 from .problems import InvalidInput, Problems, json_path
 from .result import Report, RunResult, TrackResult
-from .rules import RunContext, run_checks, symlink_escapes
+from .links import symlink_escapes
+from .rules import RunContext, run_checks
 
 
 def display_path(path: Path) -> str:

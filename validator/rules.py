@@ -381,34 +381,6 @@ def imports_declared(ctx: RunContext) -> None:
     imports.check_run(ctx.run_dir, imports.allowed_imports(ctx.track.environment), ctx.problems)
 
 
-def symlink_escapes(run_dir: Path, problems: Problems) -> frozenset[str]:
-    """Report any symlink in the run folder that points outside it; return every symlink's relative path."""
-    root: Path | None = None
-    links: list[str] = []
-    pending, subfolders = [(str(run_dir), "")], []
-    while pending:
-        folder, prefix = pending.pop()
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            continue
-        for entry in entries:
-            rel = f"{prefix}{entry.name}"
-            # DirEntry answers from the directory listing itself: no stat per file on the common, link-free path.
-            if entry.is_symlink():
-                links.append(rel)
-                root = root or Path(os.path.realpath(run_dir))
-                real = Path(os.path.realpath(entry.path))
-                if real != root and root not in real.parents:
-                    problems.error(f"$files['{rel}']", "path-escape", f"symlink {rel!r} points outside the run folder",
-                                   "replace the link by the file itself")
-            elif entry.is_dir(follow_symlinks=False):
-                subfolders.append((entry.path, f"{rel}/"))
-        pending += reversed(subfolders)  # depth first, in name order
-        subfolders = []
-    return frozenset(links)
-
-
 def run_checks(ctx: RunContext) -> None:
     for fn in CHECKS:
         fn(ctx)
