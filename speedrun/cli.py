@@ -235,9 +235,12 @@ def flops(run_dir: Path, as_json: bool, tracks_root: Path | None, timeout: float
     _need_sandbox(True)
     file, analysis, track = Checker(tracks_root=tracks_root).load_claim(run_dir)
     problems = Problems(str(file))
-    if analysis.model.entrypoint is None:
-        raise SpeedrunError(f"{file}: model.entrypoint is not set; nothing to count (see CONTRIBUTING.md)")
-    click.echo(f"counting {run_dir} ({analysis.model.entrypoint}) in the sandbox ...", err=True)
+    model = analysis.model
+    if model.entrypoint is None and model.config is None:
+        raise SpeedrunError(f"{file}: neither model.entrypoint nor model.config is set; nothing to count "
+                            "(see CONTRIBUTING.md)")
+    what = model.entrypoint or f"{model.config.library} {model.config.architecture}, from its config"
+    click.echo(f"counting {run_dir} ({what}) in the sandbox ...", err=True)
     report = account(run_dir, analysis, track, problems, Limits(timeout_s=timeout), fvcore=not no_fvcore)
     if as_json:
         click.echo(json.dumps({**report, "problems": [p.to_dict() for p in problems.items]}, indent=2))
@@ -402,7 +405,7 @@ def import_marin(files: tuple[Path, ...], track: str, runs_dir: Path, force: boo
     """Turn Marin `*.speedrun_results.json` files into runs, recomputing FLOPs of Llama-architecture models."""
     from validator.checker import Checker
     from validator.discover import is_track_dir
-    from validator.importers.marin import import_file
+    from validator.importers.marin import import_file, run_base_name
 
     checker = Checker()
     tracks = {}
@@ -412,6 +415,13 @@ def import_marin(files: tuple[Path, ...], track: str, runs_dir: Path, force: boo
             tracks[t.track.id] = t.track.budget.limit if t.track.budget else None
     if not tracks:
         raise SpeedrunError(f"no Marin tracks (competition id 'marin') under {runs_dir}/")
+    named: dict[str, Path] = {}
+    for file in files:  # before anything is written: two inputs must never overwrite one run
+        base = run_base_name(file)
+        if base in named:
+            raise InvalidInput(f"{file} and {named[base]} would both become run {base!r} (the same run); "
+                               "import them one at a time into different --runs folders, or rename one")
+        named[base] = file
     imported = []
     for file in files:
         click.echo(f"importing {file} ...", err=True)

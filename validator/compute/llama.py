@@ -276,7 +276,10 @@ def marin_config(model_config: Any, seq_len: int | None = None) -> tuple[LlamaCo
         return None, f"{', '.join(bad)} missing or not a positive integer"
     if dims["num_heads"] % dims["num_kv_heads"]:
         return None, f"num_kv_heads={dims['num_kv_heads']} does not divide num_heads={dims['num_heads']}"
-    act = model_config.get("activation_function", "silu")
+    act = model_config.get("activation_function")
+    if act is None:
+        # Never guessed: a ReLU² MLP (modded-nanogpt style) names none and has two matrices where SwiGLU has three
+        return None, "no activation_function: whether the MLP has SwiGLU's three matrices or two is unknown"
     if act not in _ACTIVATIONS:
         return None, f"activation_function={act!r} is not one this rebuild knows to be elementwise"
     switches = ("tie_word_embeddings", "use_bias", "hybrid_norm", "use_qk_norm", "input_embedding_norm")

@@ -71,14 +71,18 @@ def _hardware(info: dict) -> tuple[str, int]:
     if res.get("accelerator_type"):
         return f"NVIDIA {res['accelerator_type']}", int(res.get("gpu_count") or 1)
     device = res.get("device") or {}
-    if device.get("kind") == "tpu" or res.get("tpu_type"):
-        variant = device.get("variant") or res.get("tpu_type")
-        chips = info.get("num_chips") or info.get("num_devices")
-        if not chips and variant and "-" in variant:
-            cores = int(variant.rsplit("-", 1)[1])
-            chips = cores // 2 if variant.startswith("v4") else cores
-        return f"TPU {variant}", int(chips or 1)
-    return "unknown", 1
+    # Older files: {"device": {"kind": "tpu", "variant": "v4-128"}} or "tpu_type"; newer ones name a GPU or a TPU
+    # slice as {"device": {"kind": "gpu", "variant": "A40", "count": 6}} or {"device": {"type": "H100"}}.
+    name = device.get("variant") or device.get("type") or res.get("tpu_type")
+    if not isinstance(name, str) or not name:
+        return "unknown", 1
+    chips = info.get("num_chips") or info.get("num_devices")
+    if device.get("kind") == "tpu" or res.get("tpu_type") or re.match(r"^v\d", name):
+        if not chips and name.rsplit("-", 1)[-1].isdigit() and "-" in name:
+            cores = int(name.rsplit("-", 1)[1])
+            chips = cores // 2 if name.startswith("v4") else cores
+        return f"TPU {name}", int(chips or 1)
+    return f"NVIDIA {name}", int(device.get("count") or chips or 1)
 
 
 def _url(value: str | None) -> str | None:
@@ -96,6 +100,11 @@ def seq_len_of(info: dict) -> int:
             return value
     raise InvalidInput("no sequence length: train_config.train_seq_len, model_config.max_seq_len and "
                        "model_config.seq_len are all missing")
+
+
+def _reproduces(config: LlamaConfig, info: dict) -> bool:
+    published = float(info["model_flops"])
+    return abs(marin_model_flops(config, int(info["total_tokens"])) - published) <= REPRODUCES * abs(published)
 
 
 def marin_convention(config: LlamaConfig, info: dict, recomputed: float | None) -> dict:
@@ -189,14 +198,31 @@ def choose_track(flops: float, tracks: dict[str, float | None]) -> str:
     return open_boards[0]
 
 
+def run_base_name(path: Path) -> str:
+    """The run's name from its file: `llama_75m.speedrun_results.json` gives llama_75m. Marin's repository names
+    every file speedrun_results.json, so such a file is named by its folders instead (adamw_llama_scaling/130m/
+    gives adamw_llama_scaling__130m, the bundled files' convention)."""
+    base = path.name.removesuffix(".json").removesuffix(".speedrun_results")
+    if base.startswith("speedrun_results"):
+        folders = [p.name for p in path.resolve().parents[:2] if p.name]
+        base = "__".join(reversed(folders)) + base.removeprefix("speedrun_results")
+    return base
+
+
 def import_file(path: Path, runs_dir: Path, track: str, tracks: dict[str, float | None], force: bool = False) -> list[Imported]:
     out = []
     infos = read_results(path)
     for i, info in enumerate(infos):
-        base = path.name.removesuffix(".json").removesuffix(".speedrun_results")
+        base = run_base_name(path)
         name = _slug(base if len(infos) == 1 else f"{base}-{i}")
         _check_info(info, f"{path}::$.runs[{i}].run_info")
         config, note = marin_config(info["model_config"], seq_len=seq_len_of(info))
+        if config is not None and not _reproduces(config, info):
+            # Marin's own formula on the rebuilt config must give the published figure; if it does not, the rebuild
+            # is not the model that ran (an MLP or attention this reading of the config gets wrong)
+            config, note = None, (f"Marin's own formula on the rebuilt config gives "
+                                  f"{marin_model_flops(config, int(info['total_tokens'])):.4e}, which does not reproduce "
+                                  f"the published {float(info['model_flops']):.4e}: the rebuild is not the model that ran")
         recomputed = recount(config, int(info["total_tokens"])) if config else None
         track_id = choose_track(recomputed or float(info["model_flops"]), tracks) if track == "auto" else track
         if track_id not in tracks:
