@@ -85,7 +85,9 @@ def sandbox_env(track, track_dir: Path | None, progress: Callable[[str], None] |
 @lru_cache(maxsize=1)
 def _host_digest() -> str:
     """Every distribution this interpreter has: a virtual environment on top of it is only valid for that set."""
-    dists = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions())
+    # A set: run from a source checkout, the checkout's own .egg-info on sys.path lists the tool a second time, and
+    # the key must not depend on the folder a process started in (a test and `speedrun env install` disagreed)
+    dists = sorted({f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()})
     return hashlib.sha256("\n".join(dists).encode()).hexdigest()
 
 
