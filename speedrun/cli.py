@@ -84,9 +84,6 @@ def _need_sandbox(runs_code: bool) -> None:
             raise SpeedrunError(str(exc)) from exc
 
 
-FORMATS = ["text", "markdown", "json", "github"]
-
-
 def _pattern(regex: str, what: str):
     """A click callback accepting only values that match `regex` in full."""
     import re
@@ -97,122 +94,6 @@ def _pattern(regex: str, what: str):
         return value
 
     return check
-
-
-def _github_login(_ctx, _param, value: str | None) -> str | None:
-    import re
-
-    from validator.models.run import GITHUB_LOGIN
-
-    if value is not None and not (len(value) <= 39 and re.match(GITHUB_LOGIN, value)):
-        raise click.BadParameter(f"{value!r} is not a GitHub login (letters, digits and single hyphens, at most 39)")
-    return value
-
-
-@cli.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="Report format: text for terminals, markdown for PR comments, json for machines, github for annotations.")
-@click.option("--tracks", "tracks_root", type=click.Path(path_type=Path, file_okay=False, exists=True),
-              help="Folder holding <track>/track.yaml, for runs that do not sit inside their track's folder.")
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
-              help="Also write the report to this file.")
-@click.option("--flops/--no-flops", default=True, show_default=True,
-              help="Recount each run's FLOPs from its entrypoint in the sandbox.")
-@click.option("--timeout", type=float, default=180.0, show_default=True, help="Seconds allowed per sandboxed count.")
-@click.option("--changed", is_flag=True,
-              help="Validate the run folders this branch changes against --base, and apply the pull-request policy.")
-@click.option("--base", default="main", show_default=True, help="Base revision for --changed (e.g. origin/main).")
-@click.option("--maintainer", is_flag=True,
-              help="With --changed: a maintainer takes the change: files outside run folders (tracks, code), "
-                   "merged runs of others, reproduction records.")
-@click.option("--pr-author", metavar="LOGIN", callback=_github_login,
-              help="With --changed: the pull request author's GitHub login; they may change a merged run whose "
-                   "authors[].github names them (CI passes github.event.pull_request.user.login).")
-@click.option("--max-file-mb", type=float, default=5.0, show_default=True, help="With --changed: largest file accepted.")
-@click.option("--png-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Write a PNG of each valid run's curves here; the markdown report embeds them.")
-@click.option("--png-url", default="", help="URL prefix under which --png-dir is published (default: relative links).")
-@_guard
-def validate(paths: tuple[Path, ...], fmt: str, tracks_root: Path | None, output: Path | None, flops: bool,
-             timeout: float, changed: bool, base: str, maintainer: bool, pr_author: str | None, max_file_mb: float,
-             png_dir: Path | None, png_url: str) -> None:
-    """Check run folders, track folders or a whole runs/ tree (default: runs/)."""
-    from validator.checker import Checker
-    from validator.compute.sandbox import Limits
-    from validator.reporter import REPORTERS
-
-    _need_sandbox(flops)
-    checker = Checker(tracks_root=tracks_root, flops=flops, limits=Limits(timeout_s=timeout),
-                      progress=_progress)
-    if changed:
-        if paths:
-            raise click.UsageError("--changed finds the run folders itself; give no PATHS with it")
-        report = _validate_changed(checker, base, maintainer, int(max_file_mb * 2**20), pr_author)
-    else:
-        if pr_author:
-            raise click.UsageError("--pr-author applies to --changed (the pull request's author)")
-        targets = list(paths) or [Path("runs")]
-        if tracks_root is None and not paths and Path("runs").is_dir():
-            checker.tracks_root = Path("runs")
-        report = checker.check_paths(targets)
-    images = _curve_pngs(report, png_dir, png_url) if png_dir else None
-    rendered = REPORTERS["markdown"](report, images) if fmt == "markdown" else REPORTERS[fmt](report)
-    click.echo(rendered, nl=False)
-    if output:
-        output.write_text(rendered, encoding="utf-8")
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary and fmt in ("markdown", "github"):
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(REPORTERS["markdown"](report))
-    sys.exit(EXIT_OK if report.valid else EXIT_INVALID)
-
-
-def _curve_pngs(report, png_dir: Path, png_url: str) -> dict[str, str]:
-    """PNG charts of each run's curves for the PR comment (the CLI sees both layers: validator results, leaderboard
-    charts)."""
-    from leaderboard.charts import run_curves_spec, to_png
-
-    png_dir.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for r in report.runs:
-        if r.analysis is None or r.track is None:
-            continue
-        track = {"metrics": [m.model_dump() for m in r.track.metrics], "primary_metric": r.track.primary_metric,
-                 "ranking": [{"kind": x.kind, "threshold": getattr(x, "threshold", None)}
-                             for x in [r.track.ranking.primary, *r.track.ranking.tie_breakers]]}
-        curves = [{"seed": x.seed, "setting": x.setting,
-                   "points": [{"samples": p.samples, **(p.model_extra or {})} for p in x.curve]}
-                  for x in r.analysis.results]
-        spec = run_curves_spec(track, r.name, curves)
-        if spec is None:
-            continue
-        file = f"{r.track.id}--{r.name}.png"
-        (png_dir / file).write_bytes(to_png(spec))
-        out[r.display] = f"{png_url.rstrip('/')}/{file}" if png_url else file
-    return out
-
-
-def _validate_changed(checker, base: str, maintainer: bool, max_file_bytes: int, pr_author: str | None = None):
-    from validator import git, policy
-    from validator.checker import display_path
-    from validator.discover import ANALYSIS_NAMES, Targets
-    from validator.problems import Problems
-
-    repo = git.toplevel(Path.cwd())
-    changes = git.changed_files(repo, base)
-    pr = policy.check_pull_request(repo, changes, maintainer=maintainer, max_file_bytes=max_file_bytes, base=base,
-                                   pr_author=pr_author)
-    checker.tracks_root = checker.tracks_root or repo / policy.RUNS_ROOT
-    report = checker.check_targets(Targets(tracks=pr.track_dirs, runs=pr.run_dirs))
-    report.policy = pr.problems
-    for result in report.runs:
-        if result.analysis is not None and result.track is not None:
-            file = next(result.path / n for n in ANALYSIS_NAMES if (result.path / n).is_file())
-            problems = Problems(display_path(file))
-            policy.check_rate_limit(repo, base, result.path, result.track, result.analysis.team, problems)
-            result.problems += problems.items
-    return report
 
 
 @cli.command()
@@ -277,56 +158,6 @@ def schemas(check: bool, root: Path) -> None:
 
 
 @cli.command()
-@click.option("--runs", "runs_dir", type=click.Path(path_type=Path, file_okay=False, exists=True), default="runs",
-              show_default=True, help="Folder of tracks and runs.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default="site", show_default=True,
-              help="Where to write the site (replaced atomically).")
-@click.option("--flops/--no-flops", default=True, show_default=True,
-              help="Recount FLOPs of runs with an entrypoint (sandboxed; cached by content).")
-@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=".speedrun-cache",
-              show_default=True, help="Where FLOP counts are cached between builds.")
-@click.option("--charts/--no-charts", default=True, show_default=True, help="Render charts (Vega-Lite + SVG).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-              help="Worker processes; tracks are built in parallel. [default: one per CPU; 1 with --flops]")
-@click.option("--source-url", metavar="URL", default=None,
-              help="The runs folder in the repository (e.g. https://github.com/ORG/REPO/blob/SHA/runs): run pages "
-                   "link each file there too.")
-@_guard
-def build(runs_dir: Path, out_dir: Path, flops: bool, cache_dir: Path, charts: bool, jobs: int | None,
-          source_url: str | None) -> None:
-    """Validate every run and render the leaderboard site."""
-    from leaderboard.build import build_site
-
-    _need_sandbox(flops)
-    summary = build_site(runs_dir, out_dir, progress=_progress, flops=flops,
-                         flops_cache=cache_dir / "flops", charts=charts, jobs=jobs, source_url=source_url)
-    click.echo(f"built {out_dir}/: {summary.tracks} track(s); {summary.runs_line()}; invalid and unreadable runs "
-               "are listed with their errors")
-
-
-@cli.command()
-@click.option("--storage-path", default="runs", show_default=True,
-              help="Runs tree to serve: a local folder or an fsspec URL (gs://bucket/runs, s3://..., memory://...).")
-@click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (localhost by default).")
-@click.option("--flops/--no-flops", default=False, show_default=True, help="Recount FLOPs while building.")
-@_guard
-def serve(storage_path: str, port: int, host: str, flops: bool) -> None:
-    """Build the leaderboard from a runs tree and serve it locally (Ctrl-C to stop)."""
-    from leaderboard.serve import Leaderboard
-
-    _need_sandbox(flops)
-    board = Leaderboard(storage_path, host, port, progress=_progress, flops=flops)
-    s = board.summary
-    click.echo(f"{s.tracks} track(s), {s.valid_runs} run(s) ranked or listed, {s.invalid_runs} invalid")
-    click.echo(f"serving the leaderboard at {board.url} (Ctrl-C to stop)")
-    try:
-        board.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopped")
-
-
-@cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
 @click.option("--device", default="cpu", show_default=True, help="Device passed to the script: cpu, cuda, cuda:1 ...")
 @click.option("--nproc", type=int, default=1, show_default=True, help="Processes (GPUs); >1 starts the script under torchrun.")
@@ -367,25 +198,6 @@ def reproduce(run_dir: Path, device: str, nproc: int, seeds: tuple[int, ...], ti
         elif record:
             click.echo("nothing recorded: only a reproduction that agrees is written")
     sys.exit(EXIT_OK if report.verdict == "reproduced" else EXIT_INVALID)
-
-
-@cli.command()
-@click.argument("name")
-@click.option("--track", required=True, help="Track id (a folder under --runs).")
-@click.option("--runs", "runs_dir", type=click.Path(path_type=Path, file_okay=False, exists=True), default="runs",
-              show_default=True)
-@click.option("--team", help="Your team name (written into run.py where it has a TEAM constant).")
-@click.option("--author", help="Your name (written into run.py where it has an AUTHORS constant).")
-@_guard
-def new(name: str, track: str, runs_dir: Path, team: str | None, author: str | None) -> None:
-    """Scaffold runs/<track>/<NAME>/ from the track's starter run (or frozen reference) to train and submit."""
-    from validator.scaffold import scaffold
-
-    run_dir, notes = scaffold(runs_dir / track, name, team=team, author=author)
-    click.echo(f"created {run_dir}/")
-    for note in notes:
-        click.echo(f"  {note}")
-    click.echo(f"next: cd {run_dir} && python run.py && speedrun validate {run_dir}")
 
 
 @cli.group("import")
@@ -481,10 +293,13 @@ def import_zip(zip_file: Path, track: str, name: str, runs_dir: Path) -> None:
 def _register() -> None:
     from speedrun.comment import comment
     from speedrun.envcli import env
+    from speedrun.newcmd import new
+    from speedrun.sitecmds import build, serve
+    from speedrun.validatecmd import validate
     from validator.importers.ast_template import ast_template_command
 
-    cli.add_command(comment)
-    cli.add_command(env)
+    for command in (comment, env, new, build, serve, validate):
+        cli.add_command(command)
     import_.add_command(ast_template_command)
 
 

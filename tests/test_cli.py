@@ -57,7 +57,7 @@ def _all_valid(stdout: str) -> bool:
 def test_validate_recounts_flops_by_default():
     result = invoke("validate", "runs/digits-classification/mlp-baseline")
     assert result.exit_code == 0, result.output
-    assert "verdict: pass" in result.stdout, "the default recounts FLOPs in the sandbox"
+    assert "compute: pass" in result.stdout, "the default recounts FLOPs in the sandbox"
     assert "1 run(s) checked: 1 valid, 0 invalid" in result.stdout
 
 
@@ -151,6 +151,34 @@ def test_report_says_who_counted_the_flops(monkeypatch):
     assert [r["compute"].get("source") for r in payload["runs"]] == ["entrypoint", "config"]
     markdown = invoke("validate", "--format", "markdown", *runs).stdout
     assert markdown.count(entrypoint + ".") == 1 and markdown.count(config + ".") == 1
+
+
+def test_an_invalid_run_never_shows_a_passing_verdict_above_its_errors():
+    """The recount passes (FLOPs within the claim and the budget) but the run is invalid: the report says invalid
+    first, then the errors, and the recount's verdict is labelled as the compute's, never a bare `verdict: pass`."""
+    result = invoke("validate", "--tracks", TRACKS, f"{INVALID}/final-mismatch")
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{INVALID}/final-mismatch (digits-mini): invalid")
+    assert not any(line.strip().startswith("verdict:") for line in lines), result.stdout
+    first_error = next(i for i, line in enumerate(lines) if line.strip().startswith("error:"))
+    compute = next(i for i, line in enumerate(lines) if line.strip() == "compute: pass")
+    assert first_error < compute
+    markdown = invoke("validate", "--format", "markdown", "--tracks", TRACKS, f"{INVALID}/final-mismatch").stdout
+    assert "Verdict: **pass**" not in markdown and "Compute: **pass**" in markdown
+
+
+def test_text_report_shows_where_a_valid_run_would_stand():
+    text = invoke("validate", "--no-flops", "runs/digits-classification/ast-5pct").stdout
+    assert "ranking: samples to Top-1 accuracy (val) ≥ 0.95: not reached; Top-1 accuracy (val): 0.7781 ± 0.017" in text
+    assert "current record mlp-baseline (11,421 ± 120 samples): does not beat it" in text
+    assert "would not be ranked on digits-classification" in text
+    assert "record claim (one-sided-t, final Top-1 accuracy (val) against the threshold 0.95, α = 0.05): p = " in text
+    baseline = invoke("validate", "--no-flops", "--format", "json", "runs/digits-classification/mlp-baseline").stdout
+    (run,) = json.loads(baseline)["runs"]
+    assert run["standing"]["rank"] == 1 and run["standing"]["figures"][0]["label"] == (
+        "samples to Top-1 accuracy (val) ≥ 0.95")
+    assert round(run["standing"]["figures"][0]["mean"]) == 11421
 
 
 def test_github_format():
@@ -248,6 +276,17 @@ def test_internal_error_is_one_line(monkeypatch):
     result = invoke("validate", "runs/")
     assert result.exit_code == 2
     assert result.stderr.strip() == "internal error: RuntimeError: something broke (set SPEEDRUN_DEBUG=1 for details)"
+
+
+def test_serve_recounts_flops_by_default_like_build():
+    for command in ("build", "serve"):
+        flops = next(p for p in cli.commands[command].params if p.name == "flops")
+        assert flops.default is True, command
+        cache = next(p for p in cli.commands[command].params if p.name == "cache_dir")
+        assert cache.default == ".speedrun-cache", command
+    shown = invoke("serve", "--help").stdout
+    assert "--flops / --no-flops" in shown and "[default: flops]" in shown
+    assert "Recount FLOPs" in shown and "cached" in shown
 
 
 def test_version_and_help():

@@ -32,11 +32,17 @@ def commit(repo: Path, message: str, when: int) -> None:
     git(repo, "commit", "-q", "-m", message, when=when)
 
 
-def new_run(track_dir: Path, name: str, team: str = "team-a", source: str = "mlp-baseline") -> Path:
+CHANGES = "The baseline retrained as is (a test's copy)."
+
+
+def new_run(track_dir: Path, name: str, team: str = "team-a", source: str = "mlp-baseline",
+            changes: str | None = CHANGES) -> Path:
     run = track_dir / name
     shutil.copytree(track_dir / source, run, ignore=shutil.ignore_patterns("__pycache__", "reproductions"))
     data = json.loads((run / "speedrun_analysis.json").read_text())
-    data.update(name=name, team=team)
+    data.update(name=name, team=team, changes=changes)
+    if changes is None:
+        del data["changes"]
     (run / "speedrun_analysis.json").write_text(json.dumps(data, indent=2))
     return run
 
@@ -80,7 +86,7 @@ def constrained_run(repo: Path, name: str, team: str, github: str | None = None)
     shutil.copytree(base / "logs", run / "logs", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(base / "README.md", run / "README.md")
     data = json.loads((base / "speedrun_analysis.json").read_text())
-    data.update(track="clip-mini", name=name, team=team)
+    data.update(track="clip-mini", name=name, team=team, changes="A log-softmax loss instead of the reference's.")
     if github:
         data["authors"] = [{"name": team, "github": github}]
     (run / "speedrun_analysis.json").write_text(json.dumps(data, indent=2))
@@ -303,6 +309,78 @@ def test_markdown_comment_for_a_pr(repo):
     assert body.startswith("<!-- speedrun-report -->")
     assert "✅ All submissions are valid." in body
     assert "| total training FLOPs |" in body and "rules v1.0" in body
+
+
+def test_the_pr_comment_shows_where_the_run_would_rank(repo):
+    git(repo, "checkout", "-q", "-b", "pr")
+    new_run(repo / "runs" / "digits-classification", "wider-mlp")
+    commit(repo, "add run", T0 + DAY)
+    result = CliRunner().invoke(cli, ["validate", "--changed", "--base", "main", "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    body = result.stdout
+    assert "| standing on `digits-classification` | |" in body
+    assert "| samples to Top-1 accuracy (val) ≥ 0.95 | 11,421 ± 120 samples |" in body
+    # A copy of the baseline ties with it: it shares the first rank and does not beat the record.
+    assert "| would-be rank | would rank 1 of 2 on digits-classification |" in body
+    assert "| record | current record `mlp-baseline` (11,421 ± 120 samples): does not beat it |" in body
+    assert ("| significance (against the threshold) | record claim (one-sided-t, final Top-1 accuracy (val) against "
+            "the threshold 0.95, α = 0.05): p = 0.0151, significant |") in body
+    text = CliRunner().invoke(cli, ["validate", "--changed", "--base", "main", "--no-flops"]).stdout
+    assert "standing: would rank 1 of 2 on digits-classification; current record mlp-baseline" in text
+
+
+def test_a_new_run_must_say_what_it_changes(repo):
+    git(repo, "checkout", "-q", "-b", "pr")
+    run = new_run(repo / "runs" / "digits-classification", "wider-mlp", changes=None)
+    commit(repo, "add run", T0 + DAY)
+    result = validate_changed()
+    assert result.exit_code == 1, result.output
+    (checked,) = report(result)["runs"]
+    assert [(e["rule"], e["path"]) for e in checked["errors"]] == [("changes-missing", "$.changes")]
+    assert "changes" in checked["errors"][0]["hint"] and "one line" in checked["errors"][0]["hint"]
+    markdown = CliRunner().invoke(cli, ["validate", "--changed", "--base", "main", "--no-flops", "--format", "markdown"])
+    assert markdown.exit_code == 1 and "`changes-missing`" in markdown.stdout
+
+    # Outside a pull request (a merged run from before the field existed) nothing is asked.
+    alone = CliRunner().invoke(cli, ["validate", "--no-flops", str(run.relative_to(repo))])
+    assert alone.exit_code == 0, alone.output
+
+    data = json.loads((run / "speedrun_analysis.json").read_text())
+    data["changes"] = "Hidden layer 256 wide instead of 128."
+    (run / "speedrun_analysis.json").write_text(json.dumps(data, indent=2))
+    assert validate_changed().exit_code == 0
+
+    data["changes"] = "two\nlines"
+    (run / "speedrun_analysis.json").write_text(json.dumps(data, indent=2))
+    two_lines = validate_changed()
+    assert two_lines.exit_code == 1 and "$.changes" in two_lines.output
+
+
+def test_editing_a_merged_run_without_changes_is_not_held_to_it(repo):
+    run = merged_run(repo, "old-run", ["owner"])
+    data = json.loads((run / "speedrun_analysis.json").read_text())
+    del data["changes"]
+    (run / "speedrun_analysis.json").write_text(json.dumps(data, indent=2))
+    commit(repo, "an old run, from before changes existed", T0 + 2 * DAY)
+    git(repo, "checkout", "-q", "-b", "pr")
+    (run / "README.md").write_text("A clearer write-up.\n")
+    commit(repo, "edit my run", T0 + 3 * DAY)
+    result = validate_changed("--pr-author", "owner")
+    assert result.exit_code == 0, result.output
+    assert "changes-missing" not in rules_of(report(result))
+
+
+def test_the_scaffolds_placeholders_are_refused(repo):
+    git(repo, "checkout", "-q", "-b", "pr")
+    run = new_run(repo / "runs" / "digits-classification", "fresh", changes="TODO (speedrun new): what this run "
+                  "changes against the run it builds on, in one line.")
+    data = json.loads((run / "speedrun_analysis.json").read_text())
+    data.update(description="TODO (speedrun new): the approach in a few sentences.")
+    (run / "speedrun_analysis.json").write_text(json.dumps(data, indent=2))
+    commit(repo, "add run", T0 + DAY)
+    (checked,) = report(validate_changed())["runs"]
+    assert {(e["rule"], e["path"]) for e in checked["errors"]} == {("placeholder-text", "$.description"),
+                                                                  ("changes-missing", "$.changes")}
 
 
 def test_missing_manifest_and_missing_frozen_file(repo):

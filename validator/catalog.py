@@ -129,6 +129,9 @@ CATALOG: dict[str, str] = {
     "pr-reproduction-record": "the pull request adds or changes a reproduction record (only the maintainers' "
                               "workflow writes them)",
     "rate-limit": "the team already used its submissions for the track's window",
+    "changes-missing": "a run the pull request adds does not say in one line what it changes against the run it "
+                       "builds on (`changes` missing), or still has the placeholder `speedrun new` wrote",
+    "placeholder-text": "the description or notes are still the placeholder `speedrun new` wrote",
     # ZIP submissions (speedrun import-zip)
     "zip-unsafe-entry": "a ZIP entry is a link, absolute, encrypted, compressed other than stored or deflated, or "
                         "not a plain relative path ('..', '.', an empty folder name, a control character)",

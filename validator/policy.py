@@ -22,6 +22,9 @@ from .ownership import check_merged_run
 from .problems import Problem, Problems
 
 RUNS_ROOT = "runs"
+CHANGES_HINT = ("say in one line, in the `changes` that run.py writes into the analysis, what this run changes "
+                "against the run it builds on (e.g. 'Muon optimizer instead of AdamW; 20% fewer steps'), then rerun "
+                "run.py")
 DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024
 
 
@@ -156,6 +159,16 @@ def _reproduction_record(change: Change, maintainer: bool, problems: Problems) -
                        "maintainers' reproduce workflow",
                        "remove the reproductions/ folder from your pull request; a maintainer reproduces the run "
                        "after review and commits the record")
+
+
+def check_changes(repo: Path, base: str, run_dir: Path, analysis, problems: Problems) -> None:
+    """A run the pull request adds must say what it changes (`changes`); runs merged before the field existed, and
+    edits of merged runs, are not held to it."""
+    rel = run_dir.resolve().relative_to(repo.resolve()).as_posix()
+    if (analysis.changes is None or not analysis.changes.strip()) and not exists_at(repo, base, rel):
+        problems.error("$.changes", "changes-missing",
+                       "a new run must say what it changes against the run it builds on; `changes` is missing",
+                       CHANGES_HINT)
 
 
 def _team_of(run_dir: Path) -> str | None:

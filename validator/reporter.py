@@ -9,6 +9,7 @@ from typing import Callable
 from .mdsafe import code, image, prose
 from .problems import Problem
 from .result import Report, RunResult, TrackResult
+from .standinglines import markdown_lines as standing_markdown, text_lines as standing_text
 
 COMMENT_MARKER = "<!-- speedrun-report -->"
 
@@ -35,8 +36,9 @@ def flops_provenance(c: dict) -> str:
     return FLOPS_FROM_CONFIG if c.get("source") == "config" else FLOPS_FROM_ENTRYPOINT
 
 
-def compute_lines(c: dict) -> list[str]:
-    """Recomputed compute, for terminals and comments."""
+def compute_lines(c: dict, verdict_label: str = "verdict") -> list[str]:
+    """Recomputed compute, for terminals and comments. Inside a run's report the compute verdict is labelled
+    `compute`: a bare "verdict: pass" above an invalid run's errors reads as the run's verdict."""
     if not c:
         return []
     if "error" in c:
@@ -59,11 +61,13 @@ def compute_lines(c: dict) -> list[str]:
         lines.append(f"budget: {_g(b['used'])} of {_g(b['limit'])} {b['kind']} ({b['fraction']:.1%})")
     lines += [f"note: {n}" for n in c.get("notes", [])]
     lines += [f"sandbox: {n}" for n in (c.get("sandbox") or {}).get("notes", [])]
-    lines.append(f"verdict: {c['verdict']}")
+    lines.append(f"{verdict_label}: {c['verdict']}")
     return lines
 
 
-def text(report: Report) -> str:
+def text(report: Report, standing: dict[str, dict] | None = None) -> str:
+    """`standing` maps a run's display path to where it would stand on its board (speedrun/standing.py)."""
+    standing = standing or {}
     lines: list[str] = []
     if report.policy:
         lines.append("pull request policy: " + ("invalid" if any(p.severity == "error" for p in report.policy) else "ok"))
@@ -73,9 +77,16 @@ def text(report: Report) -> str:
             lines.append(f"track {t.display}: {'invalid' if t.errors else 'valid'}")
             lines += _problem_lines(t.problems)
     for r in report.runs:
-        lines.append(f"{r.display} ({r.track_id or 'no track'}): {_status(r.valid, r.warnings, r.pending)}")
-        lines += [f"  {ln}" for ln in compute_lines(r.compute or {})]
+        status = _status(r.valid, r.warnings, r.pending)
+        if r.errors:
+            status += f", {len(r.errors)} error(s)"
+        # The run's own status first, then what is wrong, and only then the recount: its verdict judges the FLOPs
+        # and the budget alone, so it is labelled `compute`, never a bare `verdict` a reader takes for the run's.
+        lines.append(f"{r.display} ({r.track_id or 'no track'}): {status}")
+        if r.display in standing:
+            lines += [f"  {ln}" for ln in standing_text(standing[r.display])]
         lines += _problem_lines(r.errors + r.warnings)
+        lines += [f"  {ln}" for ln in compute_lines(r.compute or {}, verdict_label="compute")]
     n_pending = sum(r.pending for r in report.runs)
     n_bad = sum(not r.valid for r in report.runs) - n_pending
     n_bad_tracks = sum(not t.valid for t in report.tracks)
@@ -105,7 +116,7 @@ def _problem_lines(problems: list[Problem]) -> list[str]:
     return out
 
 
-def _run_json(r: RunResult) -> dict:
+def _run_json(r: RunResult, standing: dict | None) -> dict:
     def item(p: Problem) -> dict:
         return {"rule": p.rule, "path": p.path, "message": p.message, "file": p.file, "hint": p.hint}
 
@@ -119,6 +130,8 @@ def _run_json(r: RunResult) -> dict:
     }
     if r.compute is not None:
         out["compute"] = r.compute
+    if standing is not None:
+        out["standing"] = standing
     return out
 
 
@@ -132,10 +145,10 @@ def _track_json(t: TrackResult) -> dict:
     }
 
 
-def json_format(report: Report) -> str:
+def json_format(report: Report, standing: dict[str, dict] | None = None) -> str:
     payload = {
         "valid": report.valid,
-        "runs": [_run_json(r) for r in report.runs],
+        "runs": [_run_json(r, (standing or {}).get(r.display)) for r in report.runs],
         "tracks": [_track_json(t) for t in report.tracks],
         "policy": [{"rule": p.rule, "path": p.path, "message": p.message, "file": p.file, "hint": p.hint,
                     "severity": p.severity} for p in report.policy],
@@ -143,8 +156,9 @@ def json_format(report: Report) -> str:
     return json.dumps(payload, indent=2, sort_keys=False) + "\n"
 
 
-def markdown(report: Report, images: dict[str, str] | None = None) -> str:
-    """The PR comment. `images` maps a run's display path to the URL of a chart of its curves."""
+def markdown(report: Report, images: dict[str, str] | None = None, standing: dict[str, dict] | None = None) -> str:
+    """The PR comment. `images` maps a run's display path to the URL of a chart of its curves, `standing` to where
+    it would stand on its board (speedrun/standing.py)."""
     n_bad = sum(not r.valid and not r.pending for r in report.runs) + sum(not t.valid for t in report.tracks)
     n_policy = sum(p.severity == "error" for p in report.policy)
     n_pending = sum(r.pending for r in report.runs)
@@ -173,6 +187,8 @@ def markdown(report: Report, images: dict[str, str] | None = None) -> str:
                   f"{_status(r.valid, r.warnings, r.pending)}", ""]
         if r.analysis is not None and r.track is not None:
             lines += [_results_line(r), ""]
+        if standing and r.display in standing:
+            lines += standing_markdown(standing[r.display])
         if images and r.display in images:
             lines += [image(f"curves of {r.name}", images[r.display]), ""]
         if r.compute and "error" not in r.compute:
@@ -184,7 +200,7 @@ def markdown(report: Report, images: dict[str, str] | None = None) -> str:
             if c.get("budget"):
                 b = c["budget"]
                 lines += [f"Budget: {_g(b['used'])} of {_g(b['limit'])} {b['kind']} ({b['fraction']:.1%}). "
-                          f"Verdict: **{c['verdict']}**.", ""]
+                          f"Compute: **{c['verdict']}**.", ""]
         problems = r.errors + r.warnings
         if problems:
             lines += ["| | rule | where | problem | how to fix |", "|---|---|---|---|---|"]
@@ -222,7 +238,7 @@ def _gh_escape(value: str, prop: bool = False) -> str:
     return value
 
 
-def github(report: Report) -> str:
+def github(report: Report, standing: dict[str, dict] | None = None) -> str:
     lines = []
     all_problems = list(report.policy) + [p for t in report.tracks for p in t.problems] + [
         p for r in report.runs for p in r.errors + r.warnings

@@ -223,6 +223,12 @@ class RunAnalysis(StrictModel):
     authors: list[Author] = Field(min_length=1, description="People behind the run.")
     date: dt.date = Field(description="Date the run finished (YYYY-MM-DD).")
     description: str = Field(min_length=1, description="The approach in a few sentences.")
+    changes: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=r"^[^\r\n]*$",
+        description="What this run changes against the run it builds on, in one line, e.g. 'Muon optimizer instead "
+                    "of AdamW; 20% fewer steps' (a baseline says what it is: 'Baseline: ...'). Required of a run a "
+                    "pull request adds (changes-missing); at most 200 characters.",
+    )
     task: RunTask = Field(description="Task and dataset description.")
     dataset: RunDataset = Field(description="Dataset, version, resolution and number of training samples.")
     model: Model = Field(description="Architecture and parameter count.")
