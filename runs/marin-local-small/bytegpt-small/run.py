@@ -304,6 +304,7 @@ def main() -> None:
         "description": f"Byte-level GPT ({c['layers']} layers, width {c['width']}, {c['heads']} heads, context "
                        f"{c['seq_len']}), AdamW with warm-up and cosine decay, trained on random windows of the "
                        f"marin-local corpus for as many steps as the {BUDGET:.0e} FLOPs budget allows.",
+        "changes": "bytegpt-tiny unchanged but for the budget: the SMALL budget of 2e12 FLOPs, so about twice the steps (2,207).",
         "task": {"description": "Next-byte prediction on the deterministic marin-local corpus; bits per byte on its "
                                 "held-out split."},
         "dataset": {"name": "marin-local-corpus", "version": "1", "resolution": f"{c['seq_len']} bytes",

@@ -238,6 +238,7 @@ def main() -> None:
         "description": f"transformers' GPT-2 over bytes ({c['layers']} layers, width {c['width']}, {c['heads']} heads, context "
                        f"{c['seq_len']}), AdamW with warm-up and cosine decay, trained on random windows of the "
                        f"marin-local corpus for as many steps as the {BUDGET:.0e} FLOPs budget allows.",
+        "changes": "bytegpt-tiny's recipe with transformers' GPT-2 (learned positions) instead of its own rotary GPT, given as model.config.",
         "task": {"description": "Next-byte prediction on the deterministic marin-local corpus; bits per byte on its "
                                 "held-out split."},
         "dataset": {"name": "marin-local-corpus", "version": "1", "resolution": f"{c['seq_len']} bytes",

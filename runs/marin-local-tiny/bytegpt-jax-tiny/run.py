@@ -253,6 +253,7 @@ def write_analysis(args, results: list[dict], logs: list[str], checksum: str, va
                        f"SwiGLU {c['intermediate']}, context {c['seq_len']}), AdamW with warm-up and cosine decay, "
                        f"trained on random windows of the marin-local corpus for as many steps as the "
                        f"{BUDGET:.0e} FLOPs budget allows, counted by XLA.",
+        "changes": "bytegpt-tiny's task in JAX: a Llama (RMSNorm, SwiGLU 176, no biases) instead of the torch GPT; FLOPs counted by XLA.",
         "task": {"description": "Next-byte prediction on the deterministic marin-local corpus; bits per byte on its "
                                 "held-out split."},
         "dataset": {"name": "marin-local-corpus", "version": "1", "resolution": f"{c['seq_len']} bytes",
