@@ -6,19 +6,22 @@ chart and a leaderboard may have thousands of runs.
 from __future__ import annotations
 
 import functools
-import html
 import json
-import math
 from importlib import resources
 from pathlib import Path
 
 import altair as alt
 
+from . import axes, stats
+
 # The curves chart draws the leading runs: the colour scheme has ten distinct colours, so more lines would share
 # colours and make the legend ambiguous (and each legend entry costs vl-convert ~5 ms of text layout). Every run's
 # own page draws its curves, and every point is in the exports.
 MAX_CURVE_RUNS = 10
-WIDTH, HEIGHT = 640, 320
+# Plot area; with the axes and a legend the chart stays within ~760 px, the page's column.
+WIDTH, HEIGHT = 540, 300
+FRONTIER = "#c33"
+MUTED = "#666"
 
 
 def _metric(track: dict) -> dict:
@@ -31,6 +34,78 @@ def _axis_title(metric: dict) -> str:
 
 def _threshold(track: dict) -> float | None:
     return next((r["threshold"] for r in track["ranking"] if r["kind"] == "samples_to_threshold"), None)
+
+
+def _budget(track: dict, kind: str) -> float | None:
+    budget = track.get("budget") or {}
+    return budget.get("limit") if budget.get("kind") == kind else None
+
+
+def _quant(field: str, title: str, values: list[float], size: float, log: bool = False, flip: bool = False,
+           frac: float = 0.05, mark: float | None = None) -> tuple[alt.X | alt.Y, axes.Scale | None]:
+    """A quantitative position channel with its domain fitted to `values` and explicit ticks (see axes), and the
+    matching pixel scale for placing labels; Vega's defaults where the values overflow a float. `mark` (the budget)
+    gets a tick of its own where it is clear of the others."""
+    channel = alt.X if not flip else alt.Y
+    domain = axes.log_domain(values, frac) if log else axes.linear_domain(values, frac)
+    if domain is None:
+        return channel(field, title=title, scale=alt.Scale(type="log") if log else alt.Scale(zero=False)), None
+    ticks = axes.log_ticks(*domain) if log else axes.linear_ticks(*domain)
+    pixels = axes.Scale(domain, size, log, flip)
+    if mark is not None and domain[0] <= mark <= domain[1] and all(
+            abs(pixels.px(t) - pixels.px(mark)) > 50 for t in ticks):
+        ticks = sorted(ticks + [mark])
+    axis = alt.Axis(values=ticks, labelExpr=axes.label_expr(ticks, axes.tick_labels(ticks)), labelOverlap="greedy",
+                    labelFlush=True)
+    scale = alt.Scale(type="log", domain=list(domain), nice=False) if log else \
+        alt.Scale(type="linear", domain=list(domain), nice=False, zero=False)
+    return channel(field, title=title, scale=scale, axis=axis), pixels
+
+
+def _text_layers(labels: list[tuple[str, float, float, str]], sx: axes.Scale, sy: axes.Scale, x, y) -> list:
+    """Placed labels (see axes.place_labels) as text marks, one layer per alignment, in data coordinates."""
+    layers = []
+    for align in ("left", "right", "center"):
+        rows = [{x.shorthand.split(":")[0]: sx.value(px), y.shorthand.split(":")[0]: sy.value(py), "label": text}
+                for a, px, py, text in labels if a == align]
+        if rows:
+            layers.append(alt.Chart(alt.Data(values=rows)).mark_text(
+                align=align, baseline="middle", fontSize=10, color="#333").encode(x=x, y=y, text="label:N"))
+    return layers
+
+
+def _threshold_layers(track: dict, metric: dict, x, y, x_values: list[float], sx: axes.Scale | None) -> list:
+    """The dashed rule at the ranking threshold, labelled at its left end: above it when higher is better (curves
+    start below it there), below it otherwise."""
+    threshold = _threshold(track)
+    if threshold is None:
+        return []
+    xf, yf = x.shorthand.split(":")[0], y.shorthand.split(":")[0]
+    left = sx.value(0) if sx else min(x_values)
+    above = metric["direction"] == "higher"
+    label = {xf: left, yf: threshold, "label": f"threshold {axes.value_label(threshold)}"}
+    return [alt.Chart(alt.Data(values=[{yf: threshold}])).mark_rule(strokeDash=[4, 4], color="#888").encode(y=y),
+            alt.Chart(alt.Data(values=[label])).mark_text(
+                align="left", baseline="bottom" if above else "top", dx=4, dy=-3 if above else 3, fontSize=10,
+                color=MUTED).encode(x=x, y=y, text="label:N")]
+
+
+def _curve_layers(track: dict, rows: list[dict], color, width: int, height: int, size: float = 30) -> list:
+    metric = _metric(track)
+    xs = [r["samples"] for r in rows]
+    log_x = all(v > 0 for v in xs)
+    budget = _budget(track, "samples")
+    # The x axis ends at the budget or the last point, whichever is larger: no padding out to the next decade.
+    x, sx = _quant("samples:Q", "samples seen" + (" (log)" if log_x else ""), xs + ([budget] if budget else []),
+                   width, log=log_x, frac=0.02, mark=budget)
+    threshold = _threshold(track)
+    y, _ = _quant("value:Q", _axis_title(metric), [r["value"] for r in rows] + ([threshold] if threshold else []),
+                  height, flip=True)
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        x=x, y=y, color=color,
+        tooltip=[color.shorthand, alt.Tooltip("samples:Q", format=","), alt.Tooltip("value:Q", format=".4f")])
+    return [base.mark_line(), base.mark_point(filled=True, size=size),
+            *_threshold_layers(track, metric, x, y, xs, sx)]
 
 
 def curves_spec(track: dict) -> dict | None:
@@ -47,19 +122,9 @@ def curves_spec(track: dict) -> dict | None:
         rows += [{"run": e["name"], "samples": s, "value": sum(v) / len(v)} for s, v in sorted(by_samples.items())]
     if not rows:
         return None
-    log_x = all(r["samples"] > 0 for r in rows)
-    base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("samples:Q", title="samples seen", scale=alt.Scale(type="log" if log_x else "linear")),
-        y=alt.Y("value:Q", title=_axis_title(metric), scale=alt.Scale(zero=False)),
-        color=alt.Color("run:N", title="run", legend=alt.Legend(orient="right", labelLimit=160)),
-        tooltip=["run:N", alt.Tooltip("samples:Q", format=","), alt.Tooltip("value:Q", format=".4f")],
-    )
-    layers = [base.mark_line(), base.mark_point(filled=True, size=30)]
-    threshold = _threshold(track)
-    if threshold is not None:
-        layers.append(alt.Chart(alt.Data(values=[{"t": threshold}])).mark_rule(strokeDash=[4, 4], color="#888")
-                      .encode(y="t:Q"))
-    return _spec(alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title="Metric against samples seen"))
+    color = alt.Color("run:N", title="run", sort=None, legend=alt.Legend(orient="right", labelLimit=120))
+    return _spec(alt.layer(*_curve_layers(track, rows, color, WIDTH, HEIGHT)).properties(
+        width=WIDTH, height=HEIGHT, title="Metric against samples seen"))
 
 
 def _spec(chart) -> dict:
@@ -77,39 +142,123 @@ def pareto(points: list[tuple[float, float, str]], lower_is_better: bool) -> lis
     return frontier
 
 
+def _group_color(track: dict, default: str = "#4c78a8"):
+    group_by = track.get("group_by")
+    if not group_by:
+        return alt.value(default)
+    return alt.Color("group:N", title=group_by, legend=alt.Legend(orient="right", labelLimit=120))
+
+
+def _group(entry: dict) -> str:
+    return entry.get("group") or "other"
+
+
 def flops_spec(track: dict) -> dict | None:
-    """Final primary metric against training FLOPs (recomputed where counted) on a log axis, with the frontier."""
+    """Final primary metric against training FLOPs (recomputed where counted) on a log axis, each point named, the
+    frontier ringed and joined in red, the FLOPs budget as a rule."""
     metric = _metric(track)
     points = []
     for e in track["entries"] + track["unranked"]:
         flops = e.get("recomputed_flops") or e.get("claimed_flops")
         value = e["metrics"].get(metric["id"], {}).get("mean")
         if flops and value is not None:
-            points.append((flops, value, e["name"]))
+            points.append((float(flops), value, e["name"], _group(e)))
     if not points:
         return None
-    frontier = pareto(points, metric["direction"] == "lower")
-    rows = [{"flops": float(f), "value": v, "run": n} for f, v, n in points]
-    front = [{"flops": float(f), "value": v, "run": n} for f, v, n in frontier]
-    x = alt.X("flops:Q", title="training FLOPs", scale=alt.Scale(type="log"), axis=alt.Axis(format=".1e"))
-    y = alt.Y("value:Q", title=_axis_title(metric), scale=alt.Scale(zero=False))
-    dots = alt.Chart(alt.Data(values=rows)).mark_point(filled=True, size=60).encode(
-        x=x, y=y, tooltip=["run:N", alt.Tooltip("flops:Q", format=".3e"), alt.Tooltip("value:Q", format=".4f")])
-    line = alt.Chart(alt.Data(values=front)).mark_line(interpolate="step-after", color="#c33").encode(x=x, y=y)
-    return _spec(alt.layer(line, dots).properties(width=WIDTH, height=HEIGHT,
-                                                  title="Metric against compute (red: Pareto frontier)"))
+    frontier = pareto([p[:3] for p in points], metric["direction"] == "lower")
+    budget = _budget(track, "flops")
+    x, sx = _quant("flops:Q", "training FLOPs (log)", [p[0] for p in points] + ([budget] if budget else []), WIDTH,
+                   log=True)
+    y, sy = _quant("value:Q", _axis_title(metric), [p[1] for p in points], HEIGHT, flip=True)
+    rows = [{"flops": f, "value": v, "run": n, "group": g} for f, v, n, g in points]
+    front = [{"flops": f, "value": v, "run": n} for f, v, n in frontier]
+    # The frontier's step line runs on to the right edge: the best figure stands for any larger budget, and a
+    # frontier of one point (all runs at one FLOPs figure) still shows as a line.
+    right = sx.value(WIDTH) if sx else max(p[0] for p in points)
+    line_rows = front + ([{**front[-1], "flops": right}] if right > front[-1]["flops"] else [])
+    color = _group_color(track)
+    layers = [alt.Chart(alt.Data(values=line_rows)).mark_line(interpolate="step-after", color=FRONTIER)
+              .encode(x=x, y=y),
+              alt.Chart(alt.Data(values=front)).mark_point(size=180, color=FRONTIER, strokeWidth=1.5)
+              .encode(x=x, y=y),
+              alt.Chart(alt.Data(values=rows)).mark_point(filled=True, size=60, opacity=1).encode(
+                  x=x, y=y, color=color, tooltip=["run:N", alt.Tooltip("flops:Q", format=".3e"),
+                                                  alt.Tooltip("value:Q", format=".4f")]
+                  + (["group:N"] if track.get("group_by") else []))]
+    taken = axes.step_boxes([(sx.px(r["flops"]), sy.px(r["value"])) for r in line_rows]) if sx and sy else []
+    if budget and sx:
+        label = f"budget {axes.value_label(budget)}"
+        layers += [alt.Chart(alt.Data(values=[{"flops": budget}])).mark_rule(strokeDash=[2, 3], color=MUTED)
+                   .encode(x=x),
+                   alt.Chart(alt.Data(values=[{"flops": budget, "value": sy.value(0), "label": label}])).mark_text(
+                       align="right", baseline="top", dx=-3, dy=3, fontSize=10, color=MUTED)
+                   .encode(x=x, y=y, text="label:N")]
+        taken.append(axes._box("right", sx.px(budget) - 3, 3 + axes.LINE_H / 2, label))
+    if sx and sy:
+        on_front = {n for _, _, n in frontier}
+        labels = axes.place_labels([(sx.px(f), sy.px(v), n, n in on_front) for f, v, n, _ in points],
+                                   WIDTH, HEIGHT, taken)
+        layers += _text_layers(labels, sx, sy, x, y)
+    return _spec(alt.layer(*layers).properties(width=WIDTH, height=HEIGHT,
+                                               title="Metric against compute (red: Pareto frontier)"))
+
+
+def _lower_is_better(track: dict) -> bool:
+    rule = track["ranking"][0]
+    if rule["kind"] == "samples_to_threshold":
+        return True
+    metric_id = rule.get("metric") or track["primary_metric"]
+    return next((m["direction"] for m in track["metrics"] if m["id"] == metric_id), "lower") == "lower"
+
+
+def _record_series(track: dict) -> list[tuple[str | None, list[dict]]]:
+    """(group, records) for each group of a grouped board, each group's own history; else the track's history."""
+    if not track.get("group_by"):
+        return [(None, track.get("records") or [])]
+    groups: dict[str, list[dict]] = {}
+    for e in track["entries"]:
+        groups.setdefault(_group(e), []).append(e)
+    sig = track.get("significance") or {}
+    return [(g, [r.__dict__ for r in stats.record_history(members, _lower_is_better(track), sig.get("alpha"),
+                                                          sig.get("against"))])
+            for g, members in sorted(groups.items())]
 
 
 def records_spec(track: dict) -> dict | None:
-    if not track.get("records"):
+    """The standing record over time as a step line running on to the right edge, each record a named point; one
+    series per group on a grouped board."""
+    rows, lines = [], []
+    for group, records in _record_series(track):
+        series = [{"t": ms, "date": r["date"], "value": r["mean"], "run": r["name"], "group": group}
+                  for r in records if (ms := axes.date_ms(r["date"])) is not None and r["mean"] is not None]
+        rows += series
+        lines.append(series)
+    if not rows:
         return None
-    rows = [{"date": r["date"], "value": r["mean"], "run": r["name"]} for r in track["records"]]
-    label = track["ranking"][0]["label"]
-    base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("date:T", title="date"), y=alt.Y("value:Q", title=label, scale=alt.Scale(zero=False)),
-        tooltip=["run:N", "date:T", alt.Tooltip("value:Q", format=",.4g")])
-    return _spec(alt.layer(base.mark_line(interpolate="step-after"), base.mark_point(filled=True, size=60)).properties(
-        width=WIDTH, height=HEIGHT // 1.5, title="Record progression"))
+    lo, hi = axes.date_domain([r["t"] for r in rows])
+    ticks, fmt = axes.date_ticks(lo, hi)
+    x = alt.X("t:T", title="date", scale=alt.Scale(type="utc", domain=[lo, hi], nice=False),
+              axis=alt.Axis(values=ticks, labelExpr=f"utcFormat(datum.value, '{fmt}')", labelOverlap="greedy",
+                            labelFlush=True))
+    height = HEIGHT * 2 // 3
+    y, sy = _quant("value:Q", track["ranking"][0]["label"], [r["value"] for r in rows], height, flip=True, frac=0.1)
+    line_rows = [row for s in lines if s for row in s + [{**s[-1], "t": hi}]]
+    color = _group_color(track)
+    layers = [alt.Chart(alt.Data(values=line_rows)).mark_line(interpolate="step-after").encode(
+                  x=x, y=y, color=color, detail="group:N"),
+              alt.Chart(alt.Data(values=rows)).mark_point(filled=True, size=60, opacity=1).encode(
+                  x=x, y=y, color=color,
+                  tooltip=["run:N", "date:N", alt.Tooltip("value:Q", format=",.4g")]
+                  + (["group:N"] if track.get("group_by") else []))]
+    if sy:
+        sx = axes.Scale((lo, hi), WIDTH)
+        newest_first = sorted(rows, key=lambda r: -r["t"])
+        steps = [box for s in lines if s for box in axes.step_boxes(
+            [(sx.px(r["t"]), sy.px(r["value"])) for r in s + [{**s[-1], "t": hi}]])]
+        labels = axes.place_labels([(sx.px(r["t"]), sy.px(r["value"]), r["run"], i == 0)
+                                    for i, r in enumerate(newest_first)], WIDTH, height, steps)
+        layers += _text_layers(labels, sx, sy, x, y)
+    return _spec(alt.layer(*layers).properties(width=WIDTH, height=height, title="Record progression"))
 
 
 def run_curves_spec(track: dict, name: str, curves: list[dict]) -> dict | None:
@@ -119,15 +268,7 @@ def run_curves_spec(track: dict, name: str, curves: list[dict]) -> dict | None:
              "value": p[metric["id"]]} for c in curves for p in c["points"] if metric["id"] in p]
     if not rows:
         return None
-    log_x = all(r["samples"] > 0 for r in rows)
-    base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("samples:Q", title="samples seen", scale=alt.Scale(type="log" if log_x else "linear")),
-        y=alt.Y("value:Q", title=_axis_title(metric), scale=alt.Scale(zero=False)), color=alt.Color("seed:N"))
-    layers = [base.mark_line(), base.mark_point(filled=True)]
-    threshold = _threshold(track)
-    if threshold is not None:
-        layers.append(alt.Chart(alt.Data(values=[{"t": threshold}])).mark_rule(strokeDash=[4, 4], color="#888")
-                      .encode(y="t:Q"))
+    layers = _curve_layers(track, rows, alt.Color("seed:N"), 480, 240, size=20)
     return _spec(alt.layer(*layers).properties(width=480, height=240, title=f"{name}: {metric['name']}"))
 
 
@@ -196,84 +337,5 @@ def spec_json(spec: dict) -> str:
     return json.dumps(spec, sort_keys=True, separators=(",", ":")).replace("<", "\\u003c")
 
 
-# --- direct SVG for run pages -------------------------------------------------------------------------------------
-
-PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d"]
-
-
-def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    if not math.isfinite(hi - lo):  # values near ±1.8e308 (legal floats) overflow the span: no sensible ticks
-        return []
-    if hi <= lo:
-        return [lo]
-    step = 10 ** math.floor(math.log10((hi - lo) / n))
-    for m in (1, 2, 5, 10):
-        if (hi - lo) / (step * m) <= n:
-            step *= m
-            break
-    first = math.ceil(lo / step) * step
-    return [first + i * step for i in range(int((hi - first) / step) + 1)]
-
-
-def _fmt(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
-
-
-MAX_MARKED_POINTS = 40  # a series with more points (a per-step trace) is drawn as a line only
-
-
-def curves_svg(series: list[tuple[str, list[tuple[float, float]]]], y_label: str, width: int = 560,
-               height: int = 260) -> str:
-    """Lines (log x when all x > 0) for each (label, points), with axes and a legend; points are marked unless a
-    series is dense. Every run page has one or more of these, so this is written for speed."""
-    pts = [p for _, s in series for p in s]
-    if not pts:
-        return ""
-    left, right, top, bottom = 64, 110, 12, 40
-    log = all(x > 0 for x, _ in pts)
-    fx = math.log10 if log else float
-    xs, ys = [fx(x) for x, _ in pts], [y for _, y in pts]
-    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
-    pad = (y1 - y0) * 0.05
-    y0, y1 = y0 - pad, y1 + pad
-    pw, ph = width - left - right, height - top - bottom
-    kx, ky = pw / (x1 - x0), ph / (y1 - y0)
-
-    def sx(v: float) -> float:
-        return left + (fx(v) - x0) * kx
-
-    def sy(v: float) -> float:
-        return top + (y1 - v) * ky
-
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="curve-chart" viewBox="0 0 {width} {height}" '
-           f'width="{width}" height="{height}" role="img" aria-label="{html.escape(y_label)} against samples seen">',
-           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#ccc"/>']
-    for t in _ticks(y0, y1):
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{sy(t):.1f}" y2="{sy(t):.1f}" stroke="#eee"/>'
-                   f'<text x="{left - 6}" y="{sy(t) + 4:.1f}" text-anchor="end" font-size="11">{_fmt(t)}</text>')
-    if log:
-        # decades, and 2x/5x steps when the curve spans fewer than three of them
-        steps = (1,) if x1 - x0 >= 3 else (1, 2, 5)
-        xticks = [m * 10 ** k for k in range(math.floor(x0), math.ceil(x1) + 1) for m in steps
-                  if x0 - 1e-9 <= math.log10(m * 10 ** k) <= x1 + 1e-9]
-    else:
-        xticks = _ticks(x0, x1)
-    for t in xticks:
-        out.append(f'<text x="{sx(t):.1f}" y="{top + ph + 16}" text-anchor="middle" font-size="11">{_fmt(t)}</text>')
-    out.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle" font-size="12">samples seen'
-               f'{" (log)" if log else ""}</text>')
-    out.append(f'<text x="14" y="{top + ph / 2}" transform="rotate(-90 14 {top + ph / 2})" text-anchor="middle" '
-               f'font-size="12">{html.escape(y_label)}</text>')
-    for i, (label, s) in enumerate(series):
-        color = PALETTE[i % len(PALETTE)]
-        coords = [f"{left + (fx(x) - x0) * kx:.1f},{top + (y1 - y) * ky:.1f}" for x, y in s]
-        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(coords)}"/>')
-        if len(coords) <= MAX_MARKED_POINTS:
-            for c in coords:
-                cx, cy = c.split(",")
-                out.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{color}"/>')
-        out.append(f'<text x="{left + pw + 8}" y="{top + 14 + 16 * i}" font-size="12" fill="{color}">'
-                   f'{html.escape(label)}</text>')
-    out.append("</svg>")
-    return "".join(out)
+# Run pages draw their own SVG (runsvg.py); render.py reaches it through here.
+from .runsvg import MAX_MARKED_POINTS, curves_svg  # noqa: E402,F401
