@@ -225,7 +225,9 @@ class Scale:
         return self.inv_f(self.a + (1 - r if self.flip else r) * (self.b - self.a))
 
 
-CHAR_W, LINE_H, GAP = 6.0, 12.0, 7.0
+# GAP clears the ring drawn round a frontier point (size 180: radius 7.6 px).
+CHAR_W, LINE_H, GAP, DOT = 6.0, 12.0, 10.0, 6.0
+MAX_LABELS = 25  # a board of thousands of runs names its frontier and leaders; the tooltips name the rest
 # Where a label may go relative to its point (text alignment, dx, dy): right, left, above, below, the diagonals,
 # then all of those twice as far out.
 CANDIDATES = tuple((align, k * dx, k * dy) for k in (1, 2) for align, dx, dy in (
@@ -233,7 +235,8 @@ CANDIDATES = tuple((align, k * dx, k * dy) for k in (1, 2) for align, dx, dy in 
     ("left", GAP, -LINE_H), ("right", -GAP, -LINE_H), ("left", GAP, LINE_H), ("right", -GAP, LINE_H)))
 
 
-def _box(align: str, x: float, y: float, text: str) -> tuple[float, float, float, float]:
+def label_box(align: str, x: float, y: float, text: str) -> tuple[float, float, float, float]:
+    """The box a 10 px label anchored at (x, y) with baseline middle covers, its width estimated per character."""
     w = len(text) * CHAR_W
     x0 = x if align == "left" else x - w if align == "right" else x - w / 2
     return x0, y - LINE_H / 2, x0 + w, y + LINE_H / 2
@@ -252,25 +255,51 @@ def _overlaps(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+class _Grid:
+    """Obstacle boxes bucketed in 40 px cells: a chart of thousands of points must not cost a check against each."""
+
+    CELL = 40.0
+
+    def __init__(self):
+        self.cells: dict[tuple[int, int], list] = {}
+
+    def _keys(self, box):
+        c = self.CELL
+        return [(i, j) for i in range(math.floor(box[0] / c), math.floor(box[2] / c) + 1)
+                for j in range(math.floor(box[1] / c), math.floor(box[3] / c) + 1)]
+
+    def add(self, box) -> None:
+        for k in self._keys(box):
+            self.cells.setdefault(k, []).append(box)
+
+    def clashes(self, box) -> int:
+        return len({id(o): o for k in self._keys(box) for o in self.cells.get(k, ()) if _overlaps(box, o)})
+
+
 def place_labels(points: list[tuple[float, float, str, bool]], width: float, height: float,
                  taken: list[tuple[float, float, float, float]] = ()) -> list[tuple[str, float, float, str]]:
-    """Greedy placement of a text label next to each (x px, y px, text, must) point: the first candidate spot inside
-    the plot that overlaps no point and no label already placed. A label with nowhere free is left out, unless `must`
-    (a frontier point): it then takes the least crowded spot. Returns (align, x px, y px, text) of each label."""
-    dots = [(x - 5, y - 5, x + 5, y + 5) for x, y, _, _ in points]
-    boxes, out = list(taken), []
-    for x, y, text, must in sorted(points, key=lambda p: not p[3]):
+    """Greedy placement of a text label next to (x px, y px, text, must) points, `must` ones (the frontier) first,
+    then in the order given, MAX_LABELS at most: the first candidate spot inside the plot that overlaps no point,
+    no label already placed and nothing `taken`. A label with nowhere free is left out unless `must`: it then takes
+    the least crowded spot. Returns (align, x px, y px, text) of each label."""
+    grid = _Grid()
+    for box in list(taken) + [(x - DOT, y - DOT, x + DOT, y + DOT) for x, y, _, _ in points if math.isfinite(x + y)]:
+        grid.add(box)
+    out = []
+    for x, y, text, must in sorted(points, key=lambda p: not p[3])[:MAX_LABELS]:
+        if not math.isfinite(x + y):
+            continue
         best = None
         for align, dx, dy in CANDIDATES:
-            box = _box(align, x + dx, y + dy, text)
+            box = label_box(align, x + dx, y + dy, text)
             if box[0] < 0 or box[2] > width or box[1] < 0 or box[3] > height:
                 continue
-            clashes = sum(_overlaps(box, o) for o in boxes + dots)
+            clashes = grid.clashes(box)
             if best is None or clashes < best[0]:
                 best = (clashes, align, x + dx, y + dy, box)
             if not clashes:
                 break
         if best is not None and (best[0] == 0 or must):
-            boxes.append(best[4])
+            grid.add(best[4])
             out.append((best[1], best[2], best[3], text))
     return out

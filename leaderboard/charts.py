@@ -193,7 +193,7 @@ def flops_spec(track: dict) -> dict | None:
                    alt.Chart(alt.Data(values=[{"flops": budget, "value": sy.value(0), "label": label}])).mark_text(
                        align="right", baseline="top", dx=-3, dy=3, fontSize=10, color=MUTED)
                    .encode(x=x, y=y, text="label:N")]
-        taken.append(axes._box("right", sx.px(budget) - 3, 3 + axes.LINE_H / 2, label))
+        taken.append(axes.label_box("right", sx.px(budget) - 3, 3 + axes.LINE_H / 2, label))
     if sx and sy:
         on_front = {n for _, _, n in frontier}
         labels = axes.place_labels([(sx.px(f), sy.px(v), n, n in on_front) for f, v, n, _ in points],

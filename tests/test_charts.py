@@ -8,7 +8,7 @@ from pathlib import Path
 import altair as alt
 import pytest
 
-from leaderboard import charts
+from leaderboard import axes, charts
 from leaderboard.build import gather
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -356,3 +356,28 @@ def test_overflowing_values_fall_back_to_vega_axes():
                    records=[_record("a", 1.7e308), _record("b", -1.7e308, "2026-12-01")])
     for spec in (charts.flops_spec(track), charts.records_spec(track)):
         assert "Infinity" not in charts.spec_json(spec) and "NaN" not in charts.spec_json(spec)
+
+
+def test_tick_helpers_over_many_spans():
+    """3-7 ticks inside the domain with distinct labels, for spans from a hair to many decades."""
+    import random
+
+    rng = random.Random(13)
+    for _ in range(2000):
+        lo = rng.choice([-1, 1]) * 10 ** rng.uniform(-6, 15)
+        values = [lo, lo + abs(lo) * 10 ** rng.uniform(-8, 3) * rng.random()]
+        domain = axes.linear_domain(values)
+        ticks = axes.linear_ticks(*domain)
+        labels = axes.tick_labels(ticks)
+        assert 3 <= len(ticks) <= 7 and all(domain[0] <= t <= domain[1] for t in ticks), (values, ticks)
+        assert len(set(labels)) == len(labels), (ticks, labels)
+        positive = [abs(v) or 1.0 for v in values]
+        domain = axes.log_domain(positive)
+        ticks = axes.log_ticks(*domain)
+        assert 3 <= len(ticks) <= 7 and all(domain[0] <= t <= domain[1] for t in ticks), (positive, ticks)
+        assert len(set(axes.tick_labels(ticks))) == len(ticks)
+
+
+def test_a_crowded_compute_chart_names_a_bounded_number_of_runs():
+    track = _track([_entry(f"run-{i}", 1e9 * (1 + i % 97), (i * 7919 % 1000) / 1000) for i in range(2000)])
+    assert 1 <= len(_texts(charts.flops_spec(track))) <= axes.MAX_LABELS
