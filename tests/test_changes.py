@@ -23,15 +23,25 @@ def _bound_by_a_reproduction(run: Path) -> bool:
 
 
 def _written_by_script(run: Path) -> str | None:
-    """The `changes` literal of the analysis dict run.py writes, if it writes one."""
+    """The `changes` of the analysis dict run.py writes, if it writes one: a literal, or an f-string of the script's
+    module-level constants (the ast-* runs differ only in their TARGET line)."""
     script = run / "run.py"
     if not script.is_file():
         return None
-    for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+    tree = ast.parse(script.read_text(encoding="utf-8"))
+    constants = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                constants[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    for node in ast.walk(tree):
         if isinstance(node, ast.Dict):
             keys = {k.value: v for k, v in zip(node.keys, node.values) if isinstance(k, ast.Constant)}
             if "schema_version" in keys and "changes" in keys:
-                return ast.literal_eval(keys["changes"])
+                expression = ast.Expression(keys["changes"])
+                return eval(compile(expression, str(script), "eval"), {"__builtins__": {}}, constants)  # noqa: S307
     return None
 
 

@@ -285,7 +285,8 @@ def main() -> None:
         "description": (f"Adaptive Sparse Training on the baseline MLP: every candidate of the baseline's 32-pass "
                         f"stream is scored (loss + intensity) and trained on only if it passes a PI-controlled "
                         f"threshold; target activation {TARGET:.0%}, {steps} steps of 64 selected samples."),
-        "changes": "Adaptive Sparse Training on mlp-baseline: trains only on the samples a PI-controlled threshold selects, target activation 5%.",
+        "changes": ("Adaptive Sparse Training on mlp-baseline: trains only on the samples a PI-controlled threshold "
+                    f"selects, target activation {TARGET:.0%}."),
         "task": {"description": "10-way classification of sklearn's 8x8 digits on the track's fixed split."},
         "dataset": {"name": "sklearn-digits",
                     "version": "UCI optdigits test set as shipped in scikit-learn (1,797 images)",
