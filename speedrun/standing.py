@@ -33,7 +33,10 @@ def standings(report: Report, tracks_root: Path | None = None) -> dict[str, dict
         if track_dir not in boards:
             boards[track_dir] = _board(track_dir, judged, checker)
         board = {path: a for path, a in boards[track_dir].items() if path != r.path.resolve()}
-        out[r.display] = standing(r.analysis, r.track, {a.name: a for a in board.values()})
+        try:
+            out[r.display] = standing(r.analysis, r.track, {a.name: a for a in board.values()})
+        except Exception as exc:  # noqa: BLE001 - the standing is extra: a bug in it must not cost the verdict
+            out[r.display] = {"track": r.track.id, "error": f"{type(exc).__name__}: {exc}"}
     return out
 
 

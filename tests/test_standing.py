@@ -81,3 +81,25 @@ def s_values(run, track):
     from leaderboard.ranking import figure
 
     return figure(track.ranking.primary, run, track).values
+
+
+def test_one_seed_shows_no_spread_and_a_bug_in_ranking_costs_no_verdict(monkeypatch):
+    from click.testing import CliRunner
+
+    import speedrun.standing
+    from speedrun.cli import cli
+
+    monkeypatch.chdir(ROOT)
+    single = CliRunner().invoke(cli, ["validate", "--no-flops", "runs/marin-tiny/llama_75m"])
+    assert single.exit_code == 0 and "ranking: C4-EN bits per byte: 1.279 (1 seed)" in single.stdout
+
+    def broken(*_args, **_kwargs):
+        raise ZeroDivisionError("a ranking bug")
+
+    monkeypatch.setattr(speedrun.standing, "standing", broken)
+    result = CliRunner().invoke(cli, ["validate", "--no-flops", "runs/digits-classification/mlp-baseline"])
+    assert result.exit_code == 0, result.output
+    assert "standing: not computed (ZeroDivisionError: a ranking bug)" in result.stdout
+    markdown = CliRunner().invoke(cli, ["validate", "--no-flops", "--format", "markdown",
+                                        "runs/digits-classification/mlp-baseline"])
+    assert markdown.exit_code == 0 and "not computed" in markdown.stdout

@@ -15,12 +15,17 @@ def figure_text(fig: dict) -> str:
     """`11,034 ± 210` for sample counts, `0.9629 ± 0.004` for metrics; `not reached` when a seed has no figure."""
     if fig.get("mean") is None:
         return "not reached" if fig.get("kind") == "samples_to_threshold" else "–"
-    if fig.get("kind") == "samples_to_threshold":
-        return f"{fig['mean']:,.0f} ± {fig['std'] or 0:,.0f} samples"
-    return f"{fig['mean']:.4g} ± {fig['std'] or 0:.2g}"
+    samples = fig.get("kind") == "samples_to_threshold"
+    value = f"{fig['mean']:,.0f}" if samples else f"{fig['mean']:.4g}"
+    # One seed has no spread to show: "± 0" would claim a precision nobody measured.
+    spread = " (1 seed)" if fig.get("n") == 1 else (f" ± {fig['std'] or 0:,.0f}" if samples
+                                                    else f" ± {fig['std'] or 0:.2g}")
+    return value + spread + (" samples" if samples else "")
 
 
 def rank_text(s: dict) -> str:
+    if "error" in s:
+        return f"not computed ({s['error']})"
     if s["rank"] is None:
         return (f"would not be ranked on {s['track']}: no figure under its primary rule "
                 f"({s['figures'][0]['label']}); {s['of']} run(s) are ranked")
@@ -50,6 +55,8 @@ def significance_text(s: dict, name=lambda n: n, words=lambda t: t) -> str | Non
 
 
 def text_lines(s: dict) -> list[str]:
+    if "error" in s:
+        return [f"standing: {rank_text(s)}"]
     figures = "; ".join(f"{f['label']}: {figure_text(f)}" for f in s["figures"])
     lines = [f"ranking: {figures}", f"standing: {rank_text(s)}; {record_text(s)}"]
     sig = significance_text(s)
@@ -69,6 +76,8 @@ def markdown_lines(s: dict) -> list[str]:
     """A table for the PR comment. Labels and ids come from the track file and run names from submissions: both go
     through validator/mdsafe.py; the figures are numbers this tool formatted."""
     cell = lambda n: code(n, table=True)  # noqa: E731
+    if "error" in s:
+        return [f"Standing on {cell(s['track'])}: {prose(rank_text(s))}.", ""]
     lines = [f"| standing on {cell(s['track'])} | |", "|---|---|"]
     lines += [f"| {_words(f['label'])} | {figure_text(f)} |" for f in s["figures"]]
     lines.append(f"| would-be rank | {_words(rank_text(s))} |")
