@@ -67,13 +67,15 @@ def _clean(v: float) -> float:
 
 def linear_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     """Multiples of a 1-2-5 step inside [lo, hi]: between MIN_TICKS and MAX_TICKS of them, as near n as possible."""
-    if not _ok(lo, hi):
+    if not (_ok(lo, hi) and math.isfinite(hi - lo) and (hi - lo) / n > 0):  # a few subnormals' span divides to 0
         return []
     exp = math.floor(math.log10((hi - lo) / n))
     best = None
     for e in range(exp - 1, exp + 2):
         for m in (1, 2, 5):
             step = m * 10.0 ** e
+            if step == 0 or not math.isfinite(step):
+                continue
             k0, k1 = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
             if MIN_TICKS <= k1 - k0 + 1 <= MAX_TICKS:
                 ticks = sorted({_clean(k * step) for k in range(k0, k1 + 1)})

@@ -119,7 +119,9 @@ def curves_spec(track: dict) -> dict | None:
             for p in curve["points"]:
                 if metric["id"] in p:
                     by_samples.setdefault(p["samples"], []).append(p[metric["id"]])
-        rows += [{"run": e["name"], "samples": s, "value": sum(v) / len(v)} for s, v in sorted(by_samples.items())]
+        # each term divided first: the sum of two values near 1.8e308 would overflow to inf, which JSON cannot hold
+        rows += [{"run": e["name"], "samples": s, "value": sum(x / len(v) for x in v)}
+                 for s, v in sorted(by_samples.items())]
     if not rows:
         return None
     color = alt.Color("run:N", title="run", sort=None, legend=alt.Legend(orient="right", labelLimit=120))

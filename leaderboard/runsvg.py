@@ -35,7 +35,9 @@ def curves_svg(series: list[tuple[str, list[tuple[float, float]]]], y_label: str
     x0, x1 = (fx(xdom[0]), fx(xdom[1])) if xdom else _fallback([fx(x) for x, _ in pts])
     y0, y1 = ydom or _fallback([y for _, y in pts])
     pw, ph = width - left - right, height - top - bottom
-    kx, ky = pw / (x1 - x0), ph / (y1 - y0)
+    # a span that is 0 or inf in floats (1.7e308 + 1 == 1.7e308) draws everything at one edge rather than failing
+    kx = pw / (x1 - x0) if x1 > x0 else 0.0
+    ky = ph / (y1 - y0) if y1 > y0 else 0.0
 
     def sx(v: float) -> float:
         return left + (fx(v) - x0) * kx

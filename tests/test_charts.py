@@ -381,3 +381,22 @@ def test_tick_helpers_over_many_spans():
 def test_a_crowded_compute_chart_names_a_bounded_number_of_runs():
     track = _track([_entry(f"run-{i}", 1e9 * (1 + i % 97), (i * 7919 % 1000) / 1000) for i in range(2000)])
     assert 1 <= len(_texts(charts.flops_spec(track))) <= axes.MAX_LABELS
+
+
+EXTREMES = [0.0, 5e-324, 1e-300, 1.0, 2.0 ** 53, 1e308, -1.7e308, 1.7e308]
+
+
+@pytest.mark.parametrize("a", EXTREMES)
+def test_extreme_values_never_fail_a_chart(a):
+    """Legal floats at the ends of the range (subnormals, ±1.7e308, spans that overflow or underflow) must neither
+    raise nor put Infinity/NaN into a spec's JSON; the axes fall back to Vega's."""
+    for b in EXTREMES:
+        charts.curves_svg([("s", [(abs(a) or 1, a), (abs(b) + 1, b)])], "y")
+        charts.curves_svg([("s", [(a, b), (b, a)])], "y")
+        track = _track([_entry("x", abs(a) or 1.0, b, curve=[(abs(a), b), (abs(b), a)]),
+                        _entry("y", abs(b) or 2.0, a, curve=[(abs(a), b)])],
+                       records=[_record("x", a), _record("y", b, "2027-01-01")],
+                       budget={"kind": "samples", "limit": abs(b)})
+        for make in (charts.flops_spec, charts.records_spec, charts.curves_spec):
+            text = charts.spec_json(make(track))
+            assert "Infinity" not in text and "NaN" not in text, (make.__name__, a, b)
