@@ -70,8 +70,8 @@ def test_a_wrong_track_lists_the_tracks(runs):
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert "'digits'" in result.output and "--track" in result.output
-    assert "digits-classification (Digits classification (8x8), samples-seen track)" in result.output
-    assert "maxclip (" in result.output
+    assert "\n  digits-classification: Digits classification (8x8), samples-seen track\n" in result.output
+    assert "\n  maxclip: MaxCLIP" in result.output
     assert not (runs / "digits" / "my-run").exists()
 
 

@@ -65,9 +65,12 @@ def available_tracks(runs_dir: Path) -> list[tuple[str, str]]:
 
 def _unknown_track(runs_dir: Path, track_id: str) -> InvalidInput:
     tracks = available_tracks(runs_dir)
-    listed = "; ".join(f"{i} ({t})" for i, t in tracks) or "none"
-    return InvalidInput(f"--track {track_id!r}: there is no {runs_dir / track_id}/track.yaml. Tracks under "
-                        f"{runs_dir}/: {listed}. Pass one of these ids with --track")
+    if not tracks:
+        return InvalidInput(f"--track {track_id!r}: there is no {runs_dir / track_id}/track.yaml, and {runs_dir}/ "
+                            "holds no track; run from the repository's root or pass --runs")
+    listed = "".join(f"\n  {i}: {t}" for i, t in tracks)
+    return InvalidInput(f"--track {track_id!r}: there is no {runs_dir / track_id}/track.yaml; pass one of the "
+                        f"tracks under {runs_dir}/ with --track:{listed}")
 
 
 def scaffold(runs_dir: Path, track_id: str, name: str, team: str | None = None,
