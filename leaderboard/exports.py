@@ -48,6 +48,9 @@ class EntryExport(_Strict):
     figures: list[FigureExport] = Field(description="The track's ranking figures, primary first.")
     metrics: dict[str, MetricExport] = Field(description="Final metrics by id.")
     p_value: float | None = Field(description="p-value of the record-claim test, where the track has one.")
+    group: str | None = Field(description="The group the run is ranked within (the track's ranking.group_by, e.g. "
+                                          "its architecture); null on tracks ranked as one list.")
+    changes: str | None = Field(description="What the run changed against the run it builds on, in its own words.")
     url: str = Field(description="Run page, relative to the site root.")
 
 
@@ -69,13 +72,15 @@ class TrackExport(_Strict):
     invalid: list[InvalidExport] = Field(description="Invalid runs with their problems.")
     pending: list[str] = Field(description="Runs waiting for the organizers to train them (ZIP submissions): listed, "
                                            "not ranked.")
-    records: list[dict] = Field(description="Record history: date, name, mean, p_value.")
+    records: list[dict] = Field(description="Record history: date, name, mean, p_value, group (null unless the track "
+                                            "ranks within groups, which each keep their own history).")
 
 
 class LeaderboardExport(_Strict):
     format_version: Literal[1] = Field(description="Export format version.")
     built_at: str | None = Field(description="Build time from SOURCE_DATE_EPOCH (ISO 8601), or null.")
-    competitions: list[dict] = Field(description="Competitions: id, title, url, tracks.")
+    competitions: list[dict] = Field(description="Competitions: id, title, url, description (one sentence), tracks "
+                                                 "(ids, smallest budget first).")
     tracks: list[TrackExport] = Field(description="Every valid track.")
     invalid_tracks: list[str] = Field(description="Ids of tracks whose track.yaml is invalid.")
 
@@ -92,6 +97,7 @@ def track_export(track: dict) -> dict:
                         for r, f in zip(track["ranking"], e["figures"])],
             "metrics": {k: {"mean": v["mean"], "std": v["std"], "n": v["n"]} for k, v in e["metrics"].items()},
             "p_value": (e.get("significance") or {}).get("p_value"),
+            "group": e.get("group"), "changes": e.get("changes"),
             "url": f"runs/{track['id']}/{e['name']}.html",
         }
 
@@ -115,14 +121,15 @@ def _csv(track: dict, exported: dict) -> str:
     writer.writerow(["rank", "name", "team", "date", "parameters", "samples_seen", "claimed_flops", "recomputed_flops",
                      "status", *[f"rule{i + 1}_{r['kind']}_mean" for i, r in enumerate(track["ranking"])],
                      *[f"rule{i + 1}_{r['kind']}_std" for i, r in enumerate(track["ranking"])],
-                     *[f"{m}_mean" for m in metric_ids], *[f"{m}_std" for m in metric_ids], "p_value"])
+                     *[f"{m}_mean" for m in metric_ids], *[f"{m}_std" for m in metric_ids], "p_value", "group"])
     for e in exported["entries"]:
         writer.writerow([e["rank"] if e["rank"] is not None else "", _text(e["name"]), _text(e["team"]), e["date"],
                          e["parameters"],
                          e["samples_seen"], _c(e["claimed_flops"]), _c(e["recomputed_flops"]), e["status"],
                          *[_c(f["mean"]) for f in e["figures"]], *[_c(f["std"]) for f in e["figures"]],
                          *[_c(e["metrics"].get(m, {}).get("mean")) for m in metric_ids],
-                         *[_c(e["metrics"].get(m, {}).get("std")) for m in metric_ids], _c(e["p_value"])])
+                         *[_c(e["metrics"].get(m, {}).get("std")) for m in metric_ids], _c(e["p_value"]),
+                         _text(e["group"])])
     return buf.getvalue()
 
 

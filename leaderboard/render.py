@@ -12,6 +12,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from . import charts as ch
+from .diffview import diff_view
+from .moduletable import module_table
+from . import presentation
 
 PAGE_SIZE = 100  # table rows per track page; bigger tracks continue on numbered pages
 INLINE_FILE_BYTES = 64 * 1024  # of one file on a run page; a longer file shows its head and its tail
@@ -28,17 +31,6 @@ def _num(value) -> str:
 
 def _sci(value) -> str:
     return "–" if value is None else f"{value:.3g}" if abs(value) < 1e4 else f"{value:.3e}"
-
-
-def _fig(fig: dict, kind: str = "") -> str:
-    """mean ± std, formatted for the rule: samples as whole numbers, metrics with four decimals."""
-    if fig is None or fig.get("mean") is None:
-        return "not reached" if kind == "samples_to_threshold" else "–"
-    fmt = (lambda v: f"{v:,.0f}") if kind == "samples_to_threshold" else (lambda v: f"{v:.4f}")
-    text = fmt(fig["mean"])
-    if fig.get("n", 0) > 1 and fig.get("std") is not None:
-        text += f" ± {fmt(fig['std'])}"
-    return text
 
 
 def _pct(value) -> str:
@@ -93,7 +85,9 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(num=_num, sci=_sci, fig=_fig, pct=_pct, pval=_p, flat=_flat)
+    env.filters.update(num=_num, sci=_sci, fig=presentation.mean_std, pct=_pct, pval=_p, flat=_flat, budget=presentation.budget_text,
+                       figunit=presentation.figure_text, compact=presentation.compact,
+                       header=presentation.rule_header)
     return env
 
 
@@ -185,7 +179,8 @@ def render_track(track: dict, built_at: str | None, bundle_name: str | None, tra
     for entry in track["entries"] + track["unranked"]:
         yield f"runs/{track['id']}/{entry['name']}.html", run_tpl.render(
             track=track, entry=entry, root="../../", run_charts=_run_charts(track, entry),
-            experiment=_experiment_of(track, entry, by_name),
+            experiment=_experiment_of(track, entry, by_name), diff=diff_view(track_dir, track, entry),
+            modules=module_table(entry["compute"]["by_module"] if entry["compute"] else None),
             files=file_views(track_dir / entry["name"] if track_dir else None, entry["files"]), **common)
 
 

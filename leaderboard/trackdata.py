@@ -17,7 +17,7 @@ from validator.loader import load_document
 from validator.problems import Problems
 from validator.result import RunResult, TrackResult
 
-from . import isolation, stats
+from . import groups, isolation, presentation, stats
 from .conventions import marin_convention
 from .ranking import Entry, Figure, better_is_lower, rank, rule_label, setting_figures
 
@@ -126,6 +126,8 @@ def _entry(e: Entry, result: RunResult) -> dict:
         "authors": [a.model_dump(mode="json") for a in run.authors],
         "date": run.date.isoformat(),
         "description": run.description,
+        "changes": getattr(run, "changes", None),
+        "tokens_per_sample": presentation.tokens_per_sample(result.track, run),
         "parameters": run.model.parameters,
         "architecture": run.model.architecture,
         "samples_seen": run.compute.samples_seen,
@@ -188,17 +190,19 @@ def _group_data(t: TrackResult, results: list[RunResult]) -> tuple[dict, dict | 
     competition = None
     if t.track:
         c = t.track.competition
-        competition = {"id": c.id, "title": c.title, "url": c.url, "track": t.track.id}
+        competition = {"id": c.id, "title": c.title, "url": c.url, "description": c.description, "track": t.track.id}
     return _track_data(t, results), competition
 
 
 def _assemble(parts: list[tuple[dict, dict | None]]) -> dict:
     """The whole leaderboard (this is also leaderboard.json's source) from each track's part."""
     competitions: dict[str, dict] = {}
-    for track, comp in sorted(parts, key=lambda p: p[0]["id"]):
+    for track, comp in sorted(parts, key=lambda p: presentation.track_order(p[0])):
         if comp:
-            competitions.setdefault(comp["id"], {"id": comp["id"], "title": comp["title"], "url": comp["url"],
-                                                 "tracks": []})["tracks"].append(comp["track"])
+            entry = competitions.setdefault(comp["id"], {"id": comp["id"], "title": comp["title"], "url": comp["url"],
+                                                         "description": None, "tracks": []})
+            entry["tracks"].append(comp["track"])
+            entry["description"] = entry["description"] or comp["description"]
     return {
         "format_version": LEADERBOARD_FORMAT_VERSION,
         "competitions": [competitions[k] for k in sorted(competitions)],
@@ -300,13 +304,16 @@ def _track_data(t: TrackResult, results: list[RunResult]) -> dict:
     ranked_entries = rank({n: r.analysis for n, r in valid.items()}, track)
     rules = [track.ranking.primary, *track.ranking.tie_breakers]
     everything = [_entry(e, valid[e.name]) for e in ranked_entries]
-    ranked = [e for e in everything if e["rank"] is not None]
+    parts = groups.boards(track, {n: r.analysis for n, r in valid.items()}, everything)
+    ranked = [e for _, members in parts for e in members]
     unranked = [e for e in everything if e["rank"] is None]
-    _significance(track, ranked)
+    for _, members in parts:
+        _significance(track, members)
     _baselines(track, everything)
     sig = track.seeds.significance
     lower = better_is_lower(track.ranking.primary, track)
-    records = stats.record_history(ranked, lower, sig.alpha if sig else None, sig.against if sig else None)
+    records = groups.per_board(parts, lambda members: stats.record_history(
+        members, lower, sig.alpha if sig else None, sig.against if sig else None))
     record = ranked[0] if ranked else None
     return {
         "id": track.id,
@@ -330,8 +337,14 @@ def _track_data(t: TrackResult, results: list[RunResult]) -> dict:
         "constrained": track.constrained.model_dump(mode="json") if track.constrained else None,
         "submission_policy": track.submission_policy.model_dump(mode="json") if track.submission_policy else None,
         "rules": track.rules,
-        "record": {"name": record["name"], "figure": record["figures"][0]} if record else None,
-        "records": [r.__dict__ for r in records],
+        "record": {"name": record["name"], "figure": record["figures"][0], "date": record["date"]} if record else None,
+        "records": records,
+        "group_by": track.ranking.group_by.title if track.ranking.group_by else None,
+        "groups": [{"name": g, "count": len(m), "record": {"name": m[0]["name"], "figure": m[0]["figures"][0],
+                                                            "date": m[0]["date"]}}
+                   for g, m in parts if g is not None and m],
+        "metric_columns": presentation.metric_columns(track, ranked),
+        "sample_unit": presentation.sample_unit(track),
         "experiments": _experiments(everything),
         "ranked_count": len(ranked),
         "invalid_count": len(invalid),

@@ -21,7 +21,7 @@ def next_steps(run_dir: Path, constrained=None) -> list[str]:
     else:
         config = shlex.quote(str(run_dir / constrained.config))
         edit = (f"edit {', '.join(constrained.editable)} under {run} and {config} (its submission: description, "
-                "notes); the frozen run.py does not write `changes`: add it to the analysis after training")
+                "notes and changes, which the frozen run.py copies into the analysis)")
     return [
         edit,
         f"python {script}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from leaderboard import stats
+from leaderboard.groups import group_of
 from leaderboard.ranking import Entry, better_is_lower, rank, rule_label
 from validator.checker import Checker
 from validator.discover import is_track_dir, run_dirs_of
@@ -68,6 +69,10 @@ def standing(run: RunAnalysis, track: Track, board: dict[str, RunAnalysis]) -> d
     """`run` ranked among `board` (the track's other valid runs; one of the same name is the version it replaces)."""
     rules = [track.ranking.primary, *track.ranking.tie_breakers]
     others = {name: a for name, a in board.items() if name != run.name}
+    group = None
+    if track.ranking.group_by is not None:  # ranked within its group only, as the site ranks it
+        group = group_of(run, track.ranking.group_by.field)
+        others = {n: a for n, a in others.items() if group_of(a, track.ranking.group_by.field) == group}
     before = rank(others, track)
     after = rank({**others, run.name: run}, track)
     me = next(e for e in after if e.name == run.name)
@@ -78,6 +83,7 @@ def standing(run: RunAnalysis, track: Track, board: dict[str, RunAnalysis]) -> d
     beats = (mine is not None) if record is None else (mine is not None and (mine < best if lower else mine > best))
     return {
         "track": track.id,
+        "group": ({"title": track.ranking.group_by.title, "name": group} if group is not None else None),
         "figures": [{"label": rule_label(rule, track), "kind": rule.kind, **_figure(me, i)}
                     for i, rule in enumerate(rules)],
         "rank": me.rank,

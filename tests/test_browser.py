@@ -103,3 +103,61 @@ def test_other_pages_load_cleanly(site, browser, rel):
                                timeout=15000)
     assert problems == []
     assert [u for u in requests if not u.startswith(site.as_uri())] == []
+
+
+PHONE = {"width": 400, "height": 860}
+PAGES = ["index.html", "tracks/digits-classification.html", "tracks/maxclip.html", "tracks/maxclip-open.html",
+         "tracks/marin-local-tiny.html", "tracks/marin-tiny.html", "runs/digits-classification/mlp-baseline.html",
+         "runs/marin-local-tiny/bytegpt-tiny.html"]
+
+
+def _drawn(page):
+    if page.locator("figure.chart").count():
+        page.wait_for_function("[...document.querySelectorAll('figure.chart')].every(f => f.dataset.drawn === 'true')",
+                               timeout=15000)
+
+
+@pytest.mark.parametrize("rel", PAGES)
+def test_phone_layout_never_scrolls_sideways(site, browser, rel):
+    """At 400 px wide tables and charts scroll inside their own box; the page itself never overflows."""
+    page = browser.new_page(viewport=PHONE)
+    page.goto((site / rel).as_uri())
+    page.wait_for_load_state("load")
+    _drawn(page)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    wide = page.evaluate("""() => [...document.querySelectorAll('main *')]
+        .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+        .filter(e => !e.closest('.scroll, figure.chart, pre'))
+        .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
+    assert width <= PHONE["width"], (width, wide)
+    if rel.startswith("tracks/"):  # the leaderboard is on the first screens, not below the rules
+        top = page.evaluate("document.getElementById('leaderboard').getBoundingClientRect().top + window.scrollY")
+        assert top < 2 * PHONE["height"], top
+    page.close()
+
+
+def test_screenshots_of_the_bundled_runs(browser, tmp_path_factory):
+    """The screenshots in docs/ are made here, from the bundled runs, FLOPs recounted (set SPEEDRUN_SCREENSHOTS=docs
+    to write them there; otherwise they go to a temporary folder and only their sizes are checked)."""
+    import os
+
+    from leaderboard.build import build_site
+
+    target = Path(os.environ.get("SPEEDRUN_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
+    out = tmp_path_factory.mktemp("bundled") / "site"
+    build_site(ROOT / "runs", out, flops=bool(os.environ.get("SPEEDRUN_SCREENSHOTS")), jobs=1,
+               flops_cache=ROOT / ".speedrun-cache")
+    shots = [("index.html", 1400, "index.png"), ("tracks/digits-classification.html", 1400, "track-page.png"),
+             ("tracks/digits-classification.html", 400, "track-page-phone.png"),
+             ("tracks/maxclip-open.html", 1400, "grouped-board.png"),
+             ("runs/digits-classification/ast-10pct.html", 1400, "run-page.png")]
+    for rel, width, name in shots:
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.goto((out / rel).as_uri())
+        page.wait_for_load_state("load")
+        _drawn(page)
+        page.screenshot(path=str(target / name), full_page=True)
+        page.close()
+        data = (target / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert int.from_bytes(data[16:20], "big") == width  # the PNG's own header says how wide it was taken

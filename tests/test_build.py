@@ -69,9 +69,8 @@ def test_index_links_each_track(tree, tmp_path, monkeypatch):
     link = row.select_one("a")
     assert link["href"] == "tracks/digits-classification.html"
     assert (out / link["href"]).is_file()
-    cells = [td.get_text(strip=True) for td in row.select("td")]
-    assert cells[4] == "2"  # ranked runs
-    assert cells[5] == "1"  # invalid runs
+    assert row.select_one("td.counts .ranked").get_text() == "2"
+    assert row.select_one("td.counts .invalid-count").get_text() == "1"
 
 
 def test_track_page_ranks_valid_runs_and_lists_invalid_ones(tree, tmp_path, monkeypatch):

@@ -109,6 +109,8 @@ def test_a_constrained_run_keeps_the_frozen_script_and_marks_its_config(runs):
     run, reference = runs / "maxclip" / "my-clip", runs / "maxclip" / "_reference"
     assert (run / "run.py").read_bytes() == (reference / "run.py").read_bytes()
     config = (run / "config.yaml").read_text(encoding="utf-8")
-    assert config.startswith("# MaxCLIP submission config") and config.count(PLACEHOLDER_MARK) == 2
+    # description, notes and changes: the frozen run.py copies all three from the config into the analysis
+    assert config.startswith("# MaxCLIP submission config") and config.count(PLACEHOLDER_MARK) == 3
+    assert "changes: 'TODO (speedrun new):" in config
     assert "Reference: symmetric InfoNCE" not in config
     assert "runs/maxclip/my-clip/config.yaml" in result.output

@@ -103,3 +103,26 @@ def test_one_seed_shows_no_spread_and_a_bug_in_ranking_costs_no_verdict(monkeypa
     markdown = CliRunner().invoke(cli, ["validate", "--no-flops", "--format", "markdown",
                                         "runs/digits-classification/mlp-baseline"])
     assert markdown.exit_code == 0 and "not computed" in markdown.stdout
+
+
+def test_grouped_track_ranks_a_run_within_its_group():
+    """MaxCLIP's unconstrained board ranks within each architecture: a ViT-B/32 entry faces the ViT-B/32 record,
+    not the ViT-L/14 one, as on the site."""
+    import json
+
+    from speedrun.standing import standing
+    import yaml
+
+    from validator.models import RunAnalysis, Track
+
+    root = Path(__file__).resolve().parents[1] / "runs" / "maxclip-open"
+    track = Track.model_validate(yaml.safe_load((root / "track.yaml").read_text()))
+    board = {d.name: RunAnalysis.model_validate(json.loads((d / "speedrun_analysis.json").read_text()))
+             for d in root.iterdir() if (d / "speedrun_analysis.json").is_file()}
+    me = board.pop("datacomp-s-vit-b32")
+    s = standing(me, track, board)
+    assert s["group"] == {"title": "architecture", "name": "ViT-B/32 (OpenCLIP), 224x224"}
+    assert (s["rank"], s["of"]) == (2, 2)
+    assert s["record"]["name"] == "datacomp-m-vit-b32"
+    from validator.standinglines import rank_text
+    assert rank_text(s).endswith("among runs of architecture ViT-B/32 (OpenCLIP), 224x224")

@@ -171,7 +171,7 @@ def _script_placeholders(text: str) -> tuple[str, list[str]]:
 
 
 def _config_placeholders(config: Path) -> None:
-    """A constrained track's frozen run.py takes description and notes from the config's `submission`: mark them
+    """A constrained track's frozen run.py takes description, notes and changes from the config's `submission`: mark them
     there, keeping the config's leading comment (yaml drops comments)."""
     if not config.is_file():
         return
@@ -182,5 +182,6 @@ def _config_placeholders(config: Path) -> None:
         return
     sub["description"] = PLACEHOLDERS["description"]
     sub["notes"] = PLACEHOLDERS["notes"]
+    sub["changes"] = PLACEHOLDERS["changes"]
     header = "".join(itertools.takewhile(lambda line: line.startswith("#"), raw.splitlines(keepends=True)))
     config.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")

@@ -2,7 +2,7 @@
 
 The figures come in as plain data (speedrun/standing.py ranks them: the validator never imports the leaderboard):
 {"track", "figures": [{"label", "kind", "mean", "std", "n"}], "rank", "of", "record": {"name", "kind", "mean",
-"std", "n"} | None, "beats_record": bool | None, "significance": {"test", "alpha", "against", "reference", "metric",
+"std", "n"} | None, "beats_record": bool | None, "group": {"title", "name"} | None (grouped tracks rank within it), "significance": {"test", "alpha", "against", "reference", "metric",
 "p_value", "significant", "note"} | None}.
 """
 
@@ -23,13 +23,15 @@ def figure_text(fig: dict) -> str:
     return value + spread + (" samples" if samples else "")
 
 
-def rank_text(s: dict) -> str:
+def rank_text(s: dict, name=lambda n: n) -> str:
     if "error" in s:
         return f"not computed ({s['error']})"
     if s["rank"] is None:
         return (f"would not be ranked on {s['track']}: no figure under its primary rule "
                 f"({s['figures'][0]['label']}); {s['of']} run(s) are ranked")
-    return f"would rank {s['rank']} of {s['of']} on {s['track']}"
+    group = s.get("group")
+    within = f" among runs of {group['title']} {name(group['name'])}" if group else ""
+    return f"would rank {s['rank']} of {s['of']} on {s['track']}{within}"
 
 
 def record_text(s: dict, name=lambda n: n) -> str:

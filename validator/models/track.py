@@ -15,6 +15,11 @@ class Competition(StrictModel):
     id: Slug = Field(description="Competition id; tracks sharing it are grouped on the index page.")
     title: str = Field(description="Competition name shown on the site, e.g. 'Marin Speedrun'.")
     url: str | None = Field(default=None, description="Home page of the competition.", pattern=r"^https?://")
+    description: str | None = Field(
+        default=None, max_length=300,
+        description="What the competition is, in one sentence, shown under its name on the index page. Tracks of one "
+                    "competition should agree; the first track (by id) that gives one is used.",
+    )
 
 
 class Task(StrictModel):
@@ -151,9 +156,43 @@ RankRule = Annotated[
 ]
 
 
+class GroupBy(StrictModel):
+    field: str = Field(
+        pattern=r"^[a-z_]+(\.[a-z_]+)*$",
+        description="Dotted path of a text field of the run's speedrun_analysis.json whose value names the group, "
+                    "e.g. 'model.architecture'.",
+    )
+    title: str = Field(min_length=1, description="What a group is, in words, e.g. 'architecture'.")
+
+    @field_validator("field")
+    @classmethod
+    def _text_field_of_a_run(cls, value: str) -> str:
+        from .run import RunAnalysis  # the run model does not need the track's, so no cycle at import time
+
+        model, parts = RunAnalysis, value.split(".")
+        for i, part in enumerate(parts):
+            info = model.model_fields.get(part)
+            if info is None:
+                raise ValueError(f"{value!r}: {'.'.join(parts[:i + 1])!r} is not a field of speedrun_analysis.json")
+            inner = [a for a in getattr(info.annotation, "__args__", (info.annotation,)) if a is not type(None)]
+            kind = inner[0] if len(inner) == 1 else None
+            if i < len(parts) - 1:
+                if not (isinstance(kind, type) and issubclass(kind, StrictModel)):
+                    raise ValueError(f"{value!r}: {part!r} has no fields below it")
+                model = kind
+            elif kind is not str:
+                raise ValueError(f"{value!r} is not a text field; group by one such as 'model.architecture'")
+        return value
+
+
 class Ranking(StrictModel):
     primary: RankRule = Field(description="The rule that orders the leaderboard.")
     tie_breakers: list[RankRule] = Field(default_factory=list, description="Rules applied in order when the primary ties.")
+    group_by: GroupBy | None = Field(
+        default=None,
+        description="Rank within groups instead of one list (MaxCLIP's unconstrained board: by model architecture): "
+                    "each group gets its own ranks, record and chart colour; null for one list.",
+    )
 
 
 class Setting(StrictModel):

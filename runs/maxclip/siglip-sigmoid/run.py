@@ -329,6 +329,7 @@ def main() -> None:
         "authors": sub.get("authors") or [{"name": "unknown"}],
         "date": dt.date.today().isoformat(),
         "description": sub.get("description", "MaxCLIP constrained submission."),
+        **({"changes": sub["changes"]} if sub.get("changes") else {}),
         "task": {"description": "Contrastive image-text pre-training on the track's synthetic digit pairs; "
                                 "judged by zero-shot classification of 500 held-out images."},
         "dataset": {"name": DATASET_NAME, "version": DATASET_VERSION, "resolution": f"8x8 images, {SEQ}-token captions",
