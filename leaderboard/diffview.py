@@ -9,6 +9,8 @@ run pages build as usual.
 from __future__ import annotations
 
 import difflib
+import fnmatch
+import os
 from pathlib import Path
 
 from validator.problems import Problems
@@ -46,12 +48,38 @@ def _read(run_dir: Path, rel: str) -> tuple[list[str] | None, str]:
 
 
 def _lines(diff: list[str]) -> list[dict]:
+    """One file's unified diff as classed lines; its first two lines are always the file headers, so a removed
+    line that happens to start with '-- ' is never taken for one."""
     out = []
-    for line in diff:
-        kind = ("file" if line.startswith(("--- ", "+++ ")) and len(out) < 2 else "hunk" if line.startswith("@@")
-                else "add" if line.startswith("+") else "del" if line.startswith("-") else "ctx")
+    for i, line in enumerate(diff):
+        kind = ("file" if i < 2 else "hunk" if line.startswith("@@") else "add" if line.startswith("+")
+                else "del" if line.startswith("-") else "ctx")
         out.append({"kind": kind, "text": line})
     return out
+
+
+MAX_FILES = 50  # of a constrained run's changeable files; the page stays small whatever a folder holds
+
+
+def compared_files(track: dict, entry: dict, run_dir: Path | None) -> list[str]:
+    """What a reader compares: on a constrained track the files a submission may change (its editable globs and
+    its config, found on disk without following links; the rest is frozen and identical by rule), elsewhere the
+    training script."""
+    constrained = track.get("constrained")
+    if not constrained:
+        script = script_of(entry)
+        return [script] if script else []
+    if run_dir is None:
+        return []
+    patterns = [*constrained["editable"], constrained["config"]]
+    found = []
+    for here, dirs, files in os.walk(run_dir, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            rel = (Path(here) / name).relative_to(run_dir).as_posix()
+            if any(rel == g or fnmatch.fnmatchcase(rel, g) for g in patterns):
+                found.append(rel)
+    return sorted(found)[:MAX_FILES]
 
 
 def diff_view(track_dir: Path | None, track: dict, entry: dict) -> dict:
@@ -66,28 +94,31 @@ def diff_view(track_dir: Path | None, track: dict, entry: dict) -> dict:
     if other is None:  # compare.py only names valid runs; should that ever change, the page still builds
         view["note"] = f"No diff: {compared['name']} is not a valid run of this track."
         return view
-    mine, theirs = script_of(entry), script_of(other)
-    view["old"], view["new"] = theirs, mine
-    if mine is None or theirs is None:
-        view["note"] = ("No diff: neither run includes a training script." if mine is None and theirs is None
-                        else "No diff: this run includes no training script." if mine is None
-                        else f"No diff: {other['name']} includes no training script.")
-        return view
     if track_dir is None:
         view["note"] = "No diff: the run folders are not included in this build."
         return view
-    new, why_new = _read(track_dir / entry["name"], mine)
-    old, why_old = _read(track_dir / other["name"], theirs)
-    if new is None or old is None:
-        view["note"] = (f"No diff: this run's {mine} could not be read ({why_new})." if new is None
-                        else f"No diff: {other['name']}'s {theirs} could not be read ({why_old}).")
+    mine = compared_files(track, entry, track_dir / entry["name"] if track_dir else None)
+    theirs = compared_files(track, other, track_dir / other["name"] if track_dir else None)
+    view["old"], view["new"] = ", ".join(theirs), ", ".join(mine)
+    if not mine or not theirs:
+        view["note"] = ("No diff: neither run includes a training script." if not mine and not theirs
+                        else "No diff: this run includes no training script." if not mine
+                        else f"No diff: {other['name']} includes no training script.")
         return view
-    diff = list(difflib.unified_diff(old, new, f"{other['name']}/{theirs}", f"{entry['name']}/{mine}",
-                                     n=CONTEXT_LINES, lineterm=""))
-    if not diff:
+    lines: list[dict] = []
+    for rel in sorted(set(mine) | set(theirs)) if len(mine) > 1 or len(theirs) > 1 else [None]:
+        new_rel, old_rel = (rel, rel) if rel else (mine[0], theirs[0])
+        new, why_new = _read(track_dir / entry["name"], new_rel) if new_rel in mine else ([], "")
+        old, why_old = _read(track_dir / other["name"], old_rel) if old_rel in theirs else ([], "")
+        if new is None or old is None:
+            view["note"] = (f"No diff: this run's {new_rel} could not be read ({why_new})." if new is None
+                            else f"No diff: {other['name']}'s {old_rel} could not be read ({why_old}).")
+            return view
+        lines += _lines(list(difflib.unified_diff(old, new, f"{other['name']}/{old_rel}",
+                                                  f"{entry['name']}/{new_rel}", n=CONTEXT_LINES, lineterm="")))
+    if not lines:
         view["identical"] = True
         return view
-    lines = _lines(diff)
     view["added"] = sum(1 for line in lines if line["kind"] == "add")
     view["removed"] = sum(1 for line in lines if line["kind"] == "del")
     view["lines"], view["left_out"] = lines[:DIFF_MAX_LINES], max(0, len(lines) - DIFF_MAX_LINES)

@@ -275,3 +275,26 @@ def test_on_a_phone_the_diff_scrolls_in_its_own_box(runs, tmp_path, monkeypatch)
             assert added not in ("rgba(0, 0, 0, 0)", "transparent")
         finally:
             browser.close()
+
+
+def test_a_constrained_run_is_diffed_on_the_files_it_may_change(tmp_path, monkeypatch):
+    """On MaxCLIP only editable/** and config.yaml may differ from the frozen reference, so those are what the
+    diff shows (run.py is frozen and identical by rule): siglip-sigmoid against the record clip-infonce."""
+    runs = tmp_path / "runs"
+    shutil.copytree(ROOT / "runs" / "maxclip", runs / "maxclip", ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path / "site"
+    _build(runs, out, monkeypatch)
+    page = BeautifulSoup((out / "runs" / "maxclip" / "siglip-sigmoid.html").read_text(encoding="utf-8"),
+                         "html.parser")
+    headers = [text for kind, text in _shown_diff(page) if kind == "file"]
+    assert "--- clip-infonce/editable/loss.py" in headers and "+++ siglip-sigmoid/config.yaml" in headers
+    assert not any("run.py" in h for h in headers)
+    root = runs / "maxclip"
+    expected = list(difflib.unified_diff((root / "clip-infonce/editable/loss.py").read_text().splitlines(),
+                                         (root / "siglip-sigmoid/editable/loss.py").read_text().splitlines(),
+                                         "clip-infonce/editable/loss.py", "siglip-sigmoid/editable/loss.py",
+                                         n=3, lineterm=""))
+    shown = [text for _, text in _shown_diff(page)]
+    start = shown.index(expected[0])
+    assert shown[start:start + len(expected)] == expected
+    assert "identical" not in page.select_one("#diff").get_text()
