@@ -63,16 +63,30 @@ def compact(value) -> str:
     """A count as a reader takes it in at a glance: 12,800,000,000 -> '12.8B', 4,882,688 -> '4.88M'."""
     if value is None:
         return "–"
-    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e4, "k")):
-        if abs(value) >= size:
+    # thousands only from 10,000: "9,610" reads better than "9.61k"
+    for threshold, size, suffix in ((1e12, 1e12, "T"), (1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if abs(value) >= threshold:
             return f"{value / size:.3g}{suffix}"
     return f"{value:,.0f}"
 
 
+def duration(seconds: float) -> str:
+    """A training time as speedruns publish it: '179.5 s' under two minutes' worth of reading, '2.992 min' above,
+    hours for the long baselines (llm.c's 45 minutes stays minutes)."""
+    if abs(seconds) >= 7200:
+        return f"{seconds / 3600:.2f} h"
+    if abs(seconds) >= 120:
+        return f"{seconds / 60:.3f} min"
+    return f"{seconds:.2f} s" if abs(seconds) < 10 else f"{seconds:.1f} s"
+
+
 def mean_std(fig: dict | None, kind: str = "") -> str:
-    """mean ± std, formatted for the rule: samples as whole numbers, metrics with four decimals."""
+    """mean ± std, formatted for the rule: samples as whole numbers, times as durations, metrics with four decimals."""
     if fig is None or fig.get("mean") is None:
-        return "not reached" if kind == "samples_to_threshold" else "–"
+        return "not reached" if kind in ("samples_to_threshold", "time_to_target") else "–"
+    if kind == "time_to_target":
+        spread = fig.get("std")
+        return duration(fig["mean"]) + (f" ± {spread:.2g} s" if fig.get("n", 0) > 1 and spread is not None else "")
     fmt = (lambda v: f"{v:,.0f}") if kind == "samples_to_threshold" else (lambda v: f"{v:.4f}")
     text = fmt(fig["mean"])
     if fig.get("n", 0) > 1 and fig.get("std") is not None:
@@ -83,7 +97,7 @@ def mean_std(fig: dict | None, kind: str = "") -> str:
 def figure_text(fig: dict | None, rule: dict, track: dict) -> str:
     """A ranking figure with its unit: '11,421 ± 120 samples', '1.2703 bits/byte', '0.6264'."""
     text = mean_std(fig, rule["kind"])
-    if fig is None or fig.get("mean") is None:
+    if fig is None or fig.get("mean") is None or rule["kind"] == "time_to_target":
         return text
     if rule["kind"] == "samples_to_threshold":
         unit = track.get("sample_unit", "samples")
@@ -110,4 +124,18 @@ def rule_header(rule: dict, track: dict) -> str:
         return f"{metric['name']} at {compact(rule['samples'])}"
     if rule["kind"] == "baseline_delta":
         return f"Δ {metric['name']}"
+    if rule["kind"] == "time_to_target":
+        return f"Time to {'≥' if metric['direction'] == 'higher' else '≤'} {rule['target']:g}"
+    if rule["kind"] == "metric_under_time_limit":
+        return f"{metric['name']} in {duration(rule['seconds'])}"
     return rule["label"]
+
+
+def short_sci(value) -> str:
+    """'1.33e9' rather than '1.325e+09': a table cell's FLOPs at the precision a reader compares them."""
+    if value is None:
+        return "–"
+    if abs(value) < 1e4:
+        return f"{value:,.0f}"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{mantissa}e{int(exponent)}"

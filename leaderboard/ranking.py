@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from validator.models import RunAnalysis, Track
+from validator.models.rankrules import TIME_RULES
 from validator.models.run import SeedResult
 from validator.models.track import (
     AUCRule,
     BaselineDeltaRule,
     BudgetRule,
     FinalMetricRule,
+    MetricUnderTimeLimitRule,
     SettingsMeanRule,
     ThresholdRule,
+    TimeToTargetRule,
 )
 
 from . import stats
@@ -116,13 +119,19 @@ def rule_label(rule, track: Track) -> str:
         return f"mean {name} over settings"
     if isinstance(rule, BaselineDeltaRule):
         return f"Δ {name} vs baseline"
+    if isinstance(rule, TimeToTargetRule):
+        sign = "≥" if metric.direction == "higher" else "≤"
+        how = "whole timed training" if rule.timing == "full_run" else "until first reached"
+        return f"training time to {name} {sign} {rule.target:g} ({how})"
+    if isinstance(rule, MetricUnderTimeLimitRule):
+        return f"{name} within {rule.seconds:g} s of training"
     return rule.kind
 
 
 def better_is_lower(rule, track: Track) -> bool:
     """Sort direction of a rule's figure."""
-    if isinstance(rule, ThresholdRule):
-        return True  # fewer samples is better, whatever the metric's direction
+    if isinstance(rule, (ThresholdRule, TimeToTargetRule)):
+        return True  # fewer samples, fewer seconds is better, whatever the metric's direction
     metric = track.metric(rule.metric or track.primary_metric)
     return metric.direction == "lower"
 
@@ -134,10 +143,39 @@ def _by_seed(run: RunAnalysis) -> dict[int, list[SeedResult]]:
     return out
 
 
+def train_time(result: SeedResult, run: RunAnalysis) -> float | None:
+    """A seed's timed training: its own figure, else the run's per-seed wall time."""
+    return result.train_time_seconds if result.train_time_seconds is not None else run.compute.wall_time_seconds
+
+
+def _time_figure(rule, run: RunAnalysis, metric_id: str, direction: str) -> Figure:
+    def reached(v: float) -> bool:
+        return v >= rule.target if direction == "higher" else v <= rule.target
+
+    if isinstance(rule, MetricUnderTimeLimitRule):
+        times = [train_time(r, run) for r in run.results]
+        return Figure.of([r.final.get(metric_id) if t is not None and t <= rule.seconds else None
+                          for r, t in zip(run.results, times)])
+    if rule.timing == "first_reached":
+        return Figure.of([samples_to_threshold(
+            [(p.train_time_seconds, (p.model_extra or {})[metric_id]) for p in r.curve
+             if p.train_time_seconds is not None and metric_id in (p.model_extra or {})], rule.target, direction)
+            for r in run.results])
+    # modded-nanogpt times the whole run and asks the mean final metric over seeds to reach the target: one seed
+    # at 3.2806 does not unrank a run whose mean is 3.2790
+    finals = [r.final.get(metric_id) for r in run.results]
+    times = [train_time(r, run) for r in run.results]
+    if any(v is None for v in finals) or not reached(stats.mean(finals)):
+        return Figure.of([None] * len(times))
+    return Figure.of(times)
+
+
 def figure(rule, run: RunAnalysis, track: Track, baseline: RunAnalysis | None = None) -> Figure:
     """The run's figure under one rule, aggregated over seeds."""
     metric_id = rule.metric or track.primary_metric
     metric = track.metric(metric_id)
+    if isinstance(rule, (TimeToTargetRule, MetricUnderTimeLimitRule)):
+        return _time_figure(rule, run, metric_id, metric.direction)
     if isinstance(rule, SettingsMeanRule):
         wanted = [s.id for s in track.settings]
         per_seed = []
@@ -194,17 +232,22 @@ class Entry:
     figures: list[Figure]
     rank: int | None = None
     metrics: dict[str, Figure] = field(default_factory=dict)
+    unranked_why: str | None = None
 
 
-def rank(runs: dict[str, RunAnalysis], track: Track) -> list[Entry]:
-    """Order runs by the track's rules; equal keys share a rank (1, 2, 2, 4); runs without a primary figure get none."""
+def rank(runs: dict[str, RunAnalysis], track: Track, times_not_counted: dict[str, str] | None = None) -> list[Entry]:
+    """Order runs by the track's rules; equal keys share a rank (1, 2, 2, 4); runs without a primary figure get none.
+    A run named in `times_not_counted` (name: why) gets no time figure: a standard board counts reproduced times only."""
     rules = [track.ranking.primary, *track.ranking.tie_breakers]
     entries = []
     for name, run in runs.items():
         base = runs.get(run.baseline.run) if run.baseline and not run.baseline.track else None
-        figs = [figure(rule, run, track, base) for rule in rules]
+        why = (times_not_counted or {}).get(name)
+        figs = [Figure.of([None] * len(run.results)) if why and rule.kind in TIME_RULES
+                else figure(rule, run, track, base) for rule in rules]
         metric_figs = {m.id: _metric_figure(run, m.id, [s.id for s in track.settings]) for m in track.metrics}
-        entries.append(Entry(name, run, figs, metrics=metric_figs))
+        unranked = why if why and rules[0].kind in TIME_RULES else None
+        entries.append(Entry(name, run, figs, metrics=metric_figs, unranked_why=unranked))
 
     def key(e: Entry):
         parts = []

@@ -14,6 +14,7 @@ from validator.checker import Checker
 from validator.discover import ANALYSIS_NAMES, Targets, discover
 from validator.fingerprint import content_sha256
 from validator.loader import load_document
+from validator.models.rankrules import TIME_RULES
 from validator.problems import Problems
 from validator.result import RunResult, TrackResult
 
@@ -62,6 +63,22 @@ def _not_counted(record: dict, run_id: str, current: str | None) -> str | None:
     if record.get("verdict") != "reproduced":
         return f"its verdict is {record.get('verdict')!s}"
     return None
+
+
+def times_not_counted(track, valid: dict[str, RunResult]) -> dict[str, str]:
+    """Runs whose time a standard time track does not count yet, with why: only a time a maintainers' reproduction
+    confirmed counts there (docs/time-tracks.md); an unconstrained board takes cited times as self-reported."""
+    if track.board != "standard" or not any(r.kind in TIME_RULES for r in [track.ranking.primary,
+                                                                            *track.ranking.tie_breakers]):
+        return {}
+    out = {}
+    for name, result in valid.items():
+        records = _reproductions(result.path, f"{track.id}/{name}")
+        if not any(r["counts"] for r in records):
+            whys = sorted({r["why"] for r in records if r["why"]})
+            out[name] = ("time not reproduced: only times a maintainers' reproduction confirmed count on this track"
+                         + (f" (its record: {'; '.join(whys)})" if whys else ""))
+    return out
 
 
 def _status(run: RunResult, reproductions: list[dict]) -> str:
@@ -148,6 +165,7 @@ def _entry(e: Entry, result: RunResult) -> dict:
         "settings": {m: {k: _fig(f) for k, f in setting_figures(run, m).items()} for m in e.metrics}
         if any(r.setting for r in run.results) else {},
         "status": status,
+        "unranked_why": e.unranked_why,
         "reproductions": reproductions,
         "warnings": _problems(result.warnings),
         "source": run.source.model_dump(mode="json") if run.source else None,
@@ -228,7 +246,7 @@ def _significance(track, entries: list[dict]) -> None:
     primary = track.ranking.primary
     metric = track.metric(primary.metric or track.primary_metric)
     lower = better_is_lower(primary, track)
-    threshold = getattr(primary, "threshold", None)
+    threshold = getattr(primary, "threshold", getattr(primary, "target", None))
     for i, e in enumerate(entries):
         if sig.against == "threshold" and threshold is not None:
             finals = [c["final"].get(metric.id) for c in e["curves"]]
@@ -301,7 +319,7 @@ def _track_data(t: TrackResult, results: list[RunResult]) -> dict:
                 "entries": [], "unranked": [], "ranked_count": 0, "invalid_count": len(invalid)}
     track = t.track
     valid = {r.name: r for r in results if r.valid}
-    ranked_entries = rank({n: r.analysis for n, r in valid.items()}, track)
+    ranked_entries = rank({n: r.analysis for n, r in valid.items()}, track, times_not_counted(track, valid))
     rules = [track.ranking.primary, *track.ranking.tie_breakers]
     everything = [_entry(e, valid[e.name]) for e in ranked_entries]
     parts = groups.boards(track, {n: r.analysis for n, r in valid.items()}, everything)
@@ -337,6 +355,8 @@ def _track_data(t: TrackResult, results: list[RunResult]) -> dict:
         "constrained": track.constrained.model_dump(mode="json") if track.constrained else None,
         "submission_policy": track.submission_policy.model_dump(mode="json") if track.submission_policy else None,
         "rules": track.rules,
+        "hardware": track.hardware.model_dump(mode="json") if track.hardware else None,
+        "artifact_limit_bytes": track.artifact_limit_bytes,
         "record": {"name": record["name"], "figure": record["figures"][0], "date": record["date"]} if record else None,
         "records": records,
         "group_by": track.ranking.group_by.title if track.ranking.group_by else None,

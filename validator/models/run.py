@@ -163,6 +163,11 @@ class CurvePoint(StrictModel):
 
     model_config = ConfigDict(extra="allow")
     samples: int = Field(ge=0, description="Training samples seen when this evaluation ran.")
+    train_time_seconds: float | None = Field(
+        default=None, ge=0,
+        description="Training wall-clock seconds (evaluation excluded) when this evaluation ran; time tracks with "
+                    "timing 'first_reached' read it.",
+    )
     __pydantic_extra__: dict[str, float] = Field(init=False)
 
 
@@ -173,7 +178,24 @@ class SeedResult(StrictModel):
     forward_only_samples: int | None = Field(default=None, ge=0, description="Forward-only samples of this seed, if it differs.")
     curve: list[CurvePoint] = Field(default_factory=list, description="Metric vs samples at the track's checkpoints.")
     final: dict[str, float] = Field(min_length=1, description="Final value of each metric, keyed by metric id.")
+    train_time_seconds: float | None = Field(
+        default=None, ge=0,
+        description="Timed training of this seed in wall-clock seconds, synchronised, evaluation and any untimed "
+                    "warm-up the track allows excluded; time tracks rank by it (only reproduced times count on a "
+                    "standard board).",
+    )
     trace: dict[str, list[float]] = Field(default_factory=dict, description="Extra per-step traces (e.g. activation rate).")
+
+
+class Artifact(StrictModel):
+    """What a run ships, for tracks with an artifact size limit (Parameter Golf: code plus compressed weights)."""
+
+    compressed_weights_bytes: int = Field(
+        ge=0,
+        description="Bytes of the trained weights as compressed by the run (e.g. int8 + zlib); a reproduction "
+                    "re-measures it. Code bytes are not declared: the validator counts the run folder's .py files.",
+    )
+    compression: str | None = Field(default=None, max_length=200, description="How the weights are compressed.")
 
 
 class Baseline(StrictModel):
@@ -241,6 +263,9 @@ class RunAnalysis(StrictModel):
     seeds: list[int] = Field(min_length=1, description="Random seeds the run reports, one result per seed (and setting).")
     results: list[SeedResult] = Field(min_length=1, description="Per-seed (and per-setting) curves and final metrics.")
     baseline: Baseline | None = Field(default=None, description="Baseline run for delta comparisons (AST-style).")
+    artifact: Artifact | None = Field(
+        default=None, description="Compressed weight size; required on tracks with artifact_limit_bytes.",
+    )
     experiment: Experiment | None = Field(default=None, description="Sweep or ablation this run belongs to.")
     files: Files = Field(default_factory=Files, description="Files of the run folder the analysis refers to.")
     source: Citation | None = Field(default=None, description="Citation for results reported elsewhere (unconstrained boards).")

@@ -9,6 +9,18 @@ from packaging.utils import canonicalize_name
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .common import SCHEMA_VERSION, Direction, Link, Slug, StrictModel
+from .rankrules import (  # noqa: F401 - re-exported: the ranking rules were defined here before
+    AUCRule,
+    BaselineDeltaRule,
+    BudgetRule,
+    FinalMetricRule,
+    MetricUnderTimeLimitRule,
+    RankRule,
+    TIME_RULES,
+    SettingsMeanRule,
+    ThresholdRule,
+    TimeToTargetRule,
+)
 
 
 class Competition(StrictModel):
@@ -114,48 +126,6 @@ class Checkpoints(StrictModel):
         return self
 
 
-class _Rule(StrictModel):
-    metric: str | None = Field(default=None, description="Metric id the rule reads; defaults to the track's primary metric.")
-
-
-class FinalMetricRule(_Rule):
-    kind: Literal["final_metric"] = Field(description="Rank by the final value of the metric (mean over seeds).")
-
-
-class ThresholdRule(_Rule):
-    kind: Literal["samples_to_threshold"] = Field(
-        description="Rank by samples needed to reach the threshold, interpolated between checkpoints; 'not reached' ranks last."
-    )
-    threshold: float = Field(description="Metric value to reach.")
-
-
-class BudgetRule(_Rule):
-    kind: Literal["metric_at_budget"] = Field(description="Rank by the metric interpolated at a fixed sample budget.")
-    samples: int = Field(gt=0, description="Sample budget at which the metric is read.")
-
-
-class AUCRule(_Rule):
-    kind: Literal["auc"] = Field(description="Rank by the area under the metric-vs-samples curve, normalised to [0, 1].")
-    sample_limit: int = Field(gt=0, description="Upper end of the integration range in samples.")
-    axis: Literal["linear", "log"] = Field(default="linear", description="Integrate over samples or log(samples).")
-
-
-class SettingsMeanRule(_Rule):
-    kind: Literal["settings_mean"] = Field(
-        description="Rank by the mean of the final metric over all settings; a run missing a setting is not ranked."
-    )
-
-
-class BaselineDeltaRule(_Rule):
-    kind: Literal["baseline_delta"] = Field(description="Rank by the metric difference against each run's named baseline.")
-
-
-RankRule = Annotated[
-    Union[FinalMetricRule, ThresholdRule, BudgetRule, AUCRule, SettingsMeanRule, BaselineDeltaRule],
-    Field(discriminator="kind"),
-]
-
-
 class GroupBy(StrictModel):
     field: str = Field(
         pattern=r"^[a-z_]+(\.[a-z_]+)*$",
@@ -234,6 +204,17 @@ class SubmissionPolicy(StrictModel):
     fix_window_hours: int = Field(
         default=0, ge=0, description="Hours after a technical failure during which a fix to the same run does not count (MaxCLIP: 48)."
     )
+
+
+class ReferenceHardware(StrictModel):
+    """The machine a time track's times are measured on: a time only compares with times on the same hardware."""
+
+    accelerator: str = Field(
+        min_length=1,
+        description="Device model exactly as runs declare it in compute.hardware.accelerator (as nvidia-smi names "
+                    "it), e.g. 'NVIDIA H100 80GB HBM3'.",
+    )
+    count: int = Field(ge=1, description="Number of devices, e.g. 8.")
 
 
 class Tolerance(StrictModel):
@@ -332,6 +313,18 @@ class Track(StrictModel):
     constrained: Constrained | None = Field(default=None, description="Frozen code and editable globs; null if unconstrained.")
     submission_policy: SubmissionPolicy | None = Field(default=None, description="Rate limit per team; null for none.")
     tolerance: Tolerance = Field(default_factory=Tolerance, description="How close a reproduction must come.")
+    hardware: ReferenceHardware | None = Field(
+        default=None,
+        description="Reference hardware; every run must declare exactly this in compute.hardware "
+                    "(hardware-mismatch). Required when a ranking rule is a time rule: times only compare on one "
+                    "machine (docs/time-tracks.md).",
+    )
+    artifact_limit_bytes: int | None = Field(
+        default=None, gt=0,
+        description="Largest artifact a run may have, in bytes: its code (every .py file in the run folder, as on "
+                    "disk) plus its compressed weights (declared in the run's artifact.compressed_weights_bytes, "
+                    "checked by reproduction). Parameter Golf: 16,000,000. Null for no limit.",
+    )
     environment: Environment = Field(
         default_factory=Environment,
         description="Packages runs may import beyond the standard library, torch and numpy, installed for validation "
@@ -356,6 +349,9 @@ class Track(StrictModel):
                 raise ValueError(f"ranking rule {rule.kind!r} names unknown metric {rule.metric!r}")
             if rule.kind == "settings_mean" and not self.settings:
                 raise ValueError("ranking rule 'settings_mean' needs at least one entry in 'settings'")
+            if rule.kind in TIME_RULES and self.hardware is None:
+                raise ValueError(f"ranking rule {rule.kind!r} needs the track's reference 'hardware' "
+                                 "(e.g. hardware: {accelerator: 'NVIDIA H100 80GB HBM3', count: 8})")
         if self.checkpoints and self.checkpoints.dataset_multiples and not self.dataset.splits.train:
             raise ValueError("checkpoints.dataset_multiples needs dataset.splits.train")
         return self
