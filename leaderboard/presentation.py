@@ -63,9 +63,8 @@ def compact(value) -> str:
     """A count as a reader takes it in at a glance: 12,800,000,000 -> '12.8B', 4,882,688 -> '4.88M'."""
     if value is None:
         return "–"
-    # thousands only from 10,000: "9,610" reads better than "9.61k"
-    for threshold, size, suffix in ((1e12, 1e12, "T"), (1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
-        if abs(value) >= threshold:
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e4, "k")):
+        if abs(value) >= size:
             return f"{value / size:.3g}{suffix}"
     return f"{value:,.0f}"
 
@@ -129,13 +128,3 @@ def rule_header(rule: dict, track: dict) -> str:
     if rule["kind"] == "metric_under_time_limit":
         return f"{metric['name']} in {duration(rule['seconds'])}"
     return rule["label"]
-
-
-def short_sci(value) -> str:
-    """'1.33e9' rather than '1.325e+09': a table cell's FLOPs at the precision a reader compares them."""
-    if value is None:
-        return "–"
-    if abs(value) < 1e4:
-        return f"{value:,.0f}"
-    mantissa, exponent = f"{value:.2e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
