@@ -66,6 +66,12 @@ CATALOG: dict[str, str] = {
     "missing-logs": "the run names no training log (required on standard boards: metrics are checked against them)",
     "source-not-allowed": "a cited result on a standard board",
     "missing-source": "an unconstrained board needs a citation for each result",
+    "hardware-mismatch": "the run's compute.hardware differs from the time track's reference hardware",
+    "time-missing": "a seed (or, for timing 'first_reached', a curve point) states no train_time_seconds on a track "
+                    "ranked by time",
+    "artifact-missing": "the track limits artifact size but the run does not declare its compressed weight bytes",
+    "artifact-too-large": "code (.py files in the run folder) plus declared compressed weights exceed the track's "
+                          "artifact_limit_bytes",
     "unknown-baseline": "the baseline run does not exist on the track",
     "file-missing": "a file the analysis names does not exist",
     "path-escape": "a path is absolute, uses '..', or a symlink leaves the run folder",

@@ -384,3 +384,6 @@ def imports_declared(ctx: RunContext) -> None:
 def run_checks(ctx: RunContext) -> None:
     for fn in CHECKS:
         fn(ctx)
+
+
+from . import timerules  # noqa: E402,F401 - registers the time-track checks (hardware, training time, artifact)
